@@ -1,0 +1,128 @@
+"""The `Platform` interface: what the governor and the service may ask of a board.
+
+`JetsonPlatform` (hardware/jetson.py) implements it on a real board and, unchanged, on the simulated board
+(whose sysfs tree and programs stand in for the hardware). Units are SI in the names: Hz, W, °C, seconds.
+"""
+
+import abc
+from dataclasses import dataclass, field
+from typing import Dict, Mapping, Optional, Protocol, Sequence, Tuple
+
+
+@dataclass(frozen=True)
+class PowerMode:
+    """One nvpmodel power mode as the board's /etc/nvpmodel.conf defines it."""
+
+    id: int
+    name: str
+    gpu_max_freq_hz: Optional[int]  # None: no cap in the conf (MAX_FREQ -1 means INT_MAX)
+    online_cores: int
+    tpc_pg_mask: Optional[int] = None
+    fbp_pg_mask: Optional[int] = None
+
+    def reboot_group(self) -> Tuple[Optional[int], Optional[int], int]:
+        """Two modes can be switched live only when this key is equal (nvpmodel asks for a reboot otherwise:
+        differing TPC/FBP power-gating masks or online core count; see jetson-reference/README.md)."""
+        return (self.tpc_pg_mask, self.fbp_pg_mask, self.online_cores)
+
+
+@dataclass(frozen=True)
+class TelemetrySample:
+    """One reading of the board, whatever the source (tegrastats, sysfs, jtop). None means "not read"."""
+
+    t_mono_s: float  # when the daemon received it (monotonic clock)
+    gpu_load_pct: Optional[float] = None
+    gpu_freq_hz: Optional[float] = None
+    board_power_w: Optional[float] = None  # the module's total input power, when knowable
+    cpu_load_pct: Optional[float] = None  # mean over online cores
+    temps_c: Mapping[str, float] = field(default_factory=dict)  # lower-cased sensor name → °C; off sensors absent
+    rails_w: Mapping[str, float] = field(default_factory=dict)  # rail name as printed → W (current value)
+
+    @property
+    def hottest_c(self) -> Optional[float]:
+        # PMIC on the Nano prints a fixed 100 °C that is not a measurement (jetson-reference README).
+        values = [v for k, v in self.temps_c.items() if k != "pmic"]
+        return max(values) if values else None
+
+    def temp_c(self, sensor: str) -> Optional[float]:
+        """A named sensor's temperature, or the hottest for "hottest"."""
+        if sensor == "hottest":
+            return self.hottest_c
+        return self.temps_c.get(sensor.lower())
+
+
+@dataclass(frozen=True)
+class GpuFreqState:
+    """The GPU devfreq limits as read back from the board."""
+
+    available_hz: Sequence[int]
+    min_hz: int
+    max_hz: int
+    cur_hz: Optional[int] = None
+
+    @property
+    def pinned(self) -> bool:
+        """min == max below the top of the table, or at it: what jetson_clocks leaves behind."""
+        return self.min_hz == self.max_hz
+
+
+class TelemetrySource(Protocol):
+    """A telemetry reader (tegrastats subprocess, direct sysfs sensors, jtop). Owns its thread, if any.
+
+    `latest()` is thread-safe. `is_stale()` is True when no good reading arrived for 3 intervals, so the
+    governor can tell "no fresh reading" from "reading".
+    """
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout_s: float = 2.0) -> None: ...
+
+    def latest(self) -> Optional[TelemetrySample]: ...
+
+    def is_stale(self) -> bool: ...
+
+
+class Platform(abc.ABC):
+    """A board the daemon controls.
+
+    Lifecycle: `start()` (records the baseline, restoring first after a crash, and starts telemetry), then any
+    number of reads and actuations from one thread (the governor's), then `stop(restore=True)`.
+    Reads of `latest_telemetry()` are thread-safe; actuations must come from one thread.
+    """
+
+    description: str = "board"
+
+    @abc.abstractmethod
+    def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self, restore: bool = True) -> None: ...
+
+    @abc.abstractmethod
+    def latest_telemetry(self) -> Optional[TelemetrySample]:
+        """The newest sample, or None when none has arrived yet. Callers judge staleness by `t_mono_s`."""
+
+    @abc.abstractmethod
+    def power_modes(self) -> Sequence[PowerMode]: ...
+
+    @abc.abstractmethod
+    def current_mode(self) -> PowerMode: ...
+
+    @abc.abstractmethod
+    def set_mode(self, name: str) -> PowerMode:
+        """Switch the nvpmodel mode by name. Raises RebootRequiredError before calling nvpmodel when the switch
+        would need a reboot, ActuationError when it fails or does not take effect."""
+
+    @abc.abstractmethod
+    def gpu_freq_state(self) -> GpuFreqState: ...
+
+    @abc.abstractmethod
+    def set_gpu_cap_hz(self, cap_hz: Optional[int]) -> int:
+        """Cap the GPU maximum frequency (None: the current mode's own maximum). Snaps to an available
+        frequency, keeps min ≤ max, verifies by reading back, returns the applied cap."""
+
+    def facts(self) -> Dict[str, str]:
+        """What to say about the board in the first log lines and in /status."""
+        return {"board": self.description}

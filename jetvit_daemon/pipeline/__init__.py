@@ -1,0 +1,1 @@
+"""Camera-to-inference pipeline: sources → batcher → runner → sinks, one thread per stage."""

@@ -1,0 +1,1 @@
+"""Inference runners behind one interface: ONNX Runtime anywhere, TensorRT on a Jetson."""
