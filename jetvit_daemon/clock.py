@@ -2,7 +2,6 @@
 drive time themselves."""
 
 import time
-
 from typing import Protocol
 
 

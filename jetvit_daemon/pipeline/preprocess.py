@@ -9,7 +9,7 @@ from jetvit_daemon.runners.manifest import InputSpec, PreprocessSpec
 try:  # OpenCV: JetPack's own (GStreamer-enabled) build on a board, opencv-python-headless elsewhere.
     import cv2
 except ImportError:  # pragma: no cover - exercised only where OpenCV is missing
-    cv2 = None
+    cv2 = None  # type: ignore[assignment]
 
 _INTERPOLATION = {"area": "INTER_AREA", "linear": "INTER_LINEAR", "nearest": "INTER_NEAREST"}
 
@@ -33,7 +33,7 @@ class Preprocessor:
     def frame(self, image: np.ndarray) -> np.ndarray:
         """One frame to one H×W×3 image in the model's size, channel order and dtype (HWC)."""
         if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError("expected an H×W×3 BGR frame, got shape {}".format(image.shape))
+            raise ValueError(f"expected an H×W×3 BGR frame, got shape {image.shape}")
         if self.spec.resize == "center_crop":
             h, w = image.shape[:2]
             side = min(h, w)

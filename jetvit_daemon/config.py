@@ -1,0 +1,137 @@
+"""The daemon's settings (daemon.yaml), validated with pydantic. Every field is documented in
+config/daemon.yaml; errors name the file, the line and the field."""
+
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jetvit_daemon.errors import ConfigError
+from jetvit_daemon.yamlfile import YamlProblem, load_yaml_model
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+DEFAULT_MODEL = ASSETS / "vit_digits" / "vit_digits.onnx"
+# Port chosen to collide with no common exporter: node_exporter 9100, DCGM 9400, Triton 8002, jetson exporters
+# on 9100/9101/8000. Documented in README and systemd unit.
+DEFAULT_METRICS_PORT = 9847
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimulatorConfig(_Strict):
+    board: Literal["nano", "orin-nano", "orin-nano-super", "orin-nx-16gb", "agx-orin-64gb"] = "orin-nano-super"
+    root_dir: Optional[Path] = Field(
+        None, description="where the simulated board keeps its sysfs tree; null: <state_dir>/simboard/<board>")
+    ambient_c: float = Field(25.0, ge=-40, le=85)
+    cooling: Literal["fan", "passive", "enclosure"] = "fan"
+    simulate_speed: bool = Field(False, description="slow inference to the simulated GPU's speed")
+    tick_s: float = Field(0.1, gt=0, le=5)
+
+
+class RunnerConfig(_Strict):
+    name: Literal["auto", "onnxruntime", "tensorrt"] = "auto"
+    model: Optional[Path] = Field(None, description="model/engine file; null: the bundled ViT")
+    providers: List[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    intra_op_threads: int = Field(1, ge=0)
+    warmup_iterations: int = Field(3, ge=0)
+
+
+class SourceConfig(_Strict):
+    type: Literal["synthetic"] = "synthetic"
+    count: int = Field(1, ge=1, le=16, description="number of cameras")
+    fps: float = Field(30.0, gt=0, le=240)
+    width: int = Field(640, ge=32, le=7680)
+    height: int = Field(480, ge=32, le=4320)
+    seed: int = 0
+
+
+class SinkConfig(_Strict):
+    type: Literal["jsonl"] = "jsonl"
+    path: Path
+
+
+class PipelineConfig(_Strict):
+    queue_size: int = Field(64, ge=1, le=10000)
+    max_batch_wait_ms: float = Field(20.0, ge=0, le=1000)
+    stats_window_s: float = Field(10.0, gt=0, le=600)
+
+
+class TelemetryConfig(_Strict):
+    source: Literal["tegrastats", "sysfs", "jtop"] = "tegrastats"
+    interval_s: float = Field(1.0, ge=0.05, le=60)
+
+
+class HttpConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(DEFAULT_METRICS_PORT, ge=0, le=65535, description="0: any free port (tests)")
+
+
+class HardwareConfig(_Strict):
+    board: Literal["auto", "jetson", "simulated"] = Field(
+        "auto", description="auto: a Jetson when one is found, else the simulated board")
+    on_conflict: Literal["refuse", "leave_alone"] = "refuse"
+    nvpmodel_timeout_s: float = Field(15.0, gt=0, le=120)
+    restore_on_stop: bool = True
+
+
+class DaemonConfig(_Strict):
+    version: Literal[1] = 1
+    state_dir: Optional[Path] = Field(
+        None, description="persistent state (baseline journal); null: $STATE_DIRECTORY or ~/.local/state")
+    policy_file: Optional[Path] = Field(None, description="null: the bundled default policy")
+    hardware: HardwareConfig = Field(default_factory=HardwareConfig)
+    simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    sources: List[SourceConfig] = Field(default_factory=lambda: [SourceConfig()])
+    sinks: List[SinkConfig] = Field(default_factory=list)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    status_interval_s: float = Field(5.0, gt=0, description="one-line status every this many seconds")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def resolved_state_dir(self) -> Path:
+        if self.state_dir is not None:
+            return self.state_dir
+        # systemd's StateDirectory= sets STATE_DIRECTORY (systemd.exec(5)): the service's contract, not a hook.
+        env = os.environ.get("STATE_DIRECTORY")
+        if env:
+            return Path(env.split(":")[0])
+        xdg = os.environ.get("XDG_STATE_HOME")
+        base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+        return base / "jetvit-daemon"
+
+    def model_path(self) -> Path:
+        return self.runner.model if self.runner.model is not None else DEFAULT_MODEL
+
+
+def load_config(path: Optional[Path]) -> DaemonConfig:
+    """The config from `path`, or the defaults when None. Relative paths inside resolve against the file."""
+    if path is None:
+        return DaemonConfig()
+    try:
+        config = load_yaml_model(path, DaemonConfig)
+    except YamlProblem as exc:
+        raise ConfigError(str(exc)) from None
+    return _resolve_relative(config, Path(path).resolve().parent)
+
+
+def _resolve_relative(config: DaemonConfig, base: Path) -> DaemonConfig:
+    def fix(p: Optional[Path]) -> Optional[Path]:
+        return None if p is None or p.is_absolute() else base / p
+
+    updates: Dict[str, Any] = {}
+    if fix(config.state_dir) is not None:
+        updates["state_dir"] = fix(config.state_dir)
+    if fix(config.policy_file) is not None:
+        updates["policy_file"] = fix(config.policy_file)
+    if fix(config.runner.model) is not None:
+        updates["runner"] = config.runner.model_copy(update={"model": fix(config.runner.model)})
+    if fix(config.simulator.root_dir) is not None:
+        updates["simulator"] = config.simulator.model_copy(update={"root_dir": fix(config.simulator.root_dir)})
+    if config.sinks:
+        updates["sinks"] = [s.model_copy(update={"path": fix(s.path) or s.path}) for s in config.sinks]
+    return config.model_copy(update=updates) if updates else config

@@ -1,0 +1,1 @@
+"""The governor: policy model, the pure decision function, and the control loop."""

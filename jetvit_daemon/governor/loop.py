@@ -1,0 +1,213 @@
+"""The governor's control loop: every tick, observe (telemetry + pipeline), `decide()`, and apply the chosen
+ladder state through the `Platform` (power mode, GPU cap) and the pipeline (batch size).
+
+Actuation is verified by the platform; a failure is counted, logged with its reason and retried with
+exponential backoff, not every tick. Every change is logged with its reason and reported to `events`.
+"""
+
+import collections
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Deque, Dict, Optional, Protocol, Tuple
+
+from jetvit_daemon.clock import Clock
+from jetvit_daemon.errors import ActuationError, RebootRequiredError
+from jetvit_daemon.governor.decide import Decision, Memory, Observation, PipelineView, decide, initial_memory
+from jetvit_daemon.governor.policy import LadderState, Policy
+from jetvit_daemon.hardware.base import Platform
+from jetvit_daemon.workers import WorkerThread
+
+log = logging.getLogger(__name__)
+
+
+class GovernorEvents(Protocol):
+    """Where the governor reports what it does (the service turns these into metrics)."""
+
+    def decision(self, rule: str, from_state: str, to_state: str, reason: str) -> None: ...
+
+    def actuation(self, knob: str, result: str) -> None: ...
+
+    def applied(self, state: LadderState, index: int, mode: str, gpu_cap_hz: Optional[int], batch: int) -> None: ...
+
+
+class NullEvents:
+    def decision(self, rule: str, from_state: str, to_state: str, reason: str) -> None:
+        pass
+
+    def actuation(self, knob: str, result: str) -> None:
+        pass
+
+    def applied(self, state: LadderState, index: int, mode: str, gpu_cap_hz: Optional[int], batch: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The ladder state last applied in full, as the hardware confirmed it."""
+
+    index: int
+    mode: str
+    gpu_cap_hz: int
+    batch_size: int
+
+
+class Governor:
+    """Owns the control loop (run its `body` in a WorkerThread). `set_policy` and `status` are thread-safe;
+    everything else runs on the governor's own thread."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        policy: Policy,
+        pipeline_view: Callable[[], PipelineView],
+        set_batch_size: Callable[[int], int],
+        clock: Clock,
+        telemetry_max_age_s: float,
+        events: Optional[GovernorEvents] = None,
+        backoff_initial_s: float = 2.0,
+        backoff_max_s: float = 60.0,
+    ) -> None:
+        self._platform = platform
+        self._pipeline_view = pipeline_view
+        self._set_batch_size = set_batch_size
+        self._clock = clock
+        self._telemetry_max_age_s = telemetry_max_age_s
+        self._events: GovernorEvents = events or NullEvents()
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._lock = threading.Lock()
+        self._policy = policy
+        self._memory: Memory = initial_memory(policy, clock.monotonic())
+        self._applied: Optional[Applied] = None
+        self._next_attempt_s = 0.0
+        self._backoff_s = backoff_initial_s
+        self._failures = 0
+        self._last_error: Optional[str] = None
+        self._last_decision: Optional[Decision] = None
+        self._power: Deque[Tuple[float, float]] = collections.deque()
+
+    # -- thread-safe API -----------------------------------------------------------------------------------
+    def set_policy(self, policy: Policy) -> None:
+        """Swap the policy; the next tick uses it. The current state is kept if the new ladder has it."""
+        with self._lock:
+            old_name = self._policy.ladder[min(self._memory.index, len(self._policy.ladder) - 1)].name
+            names = [s.name for s in policy.ladder]
+            index = names.index(old_name) if old_name in names else min(self._memory.index, len(names) - 1)
+            self._policy = policy
+            self._memory = Memory(index=index, entered_s=self._memory.entered_s, hot_hold=self._memory.hot_hold)
+            self._applied = None  # the state of the same name may differ: re-apply it
+            self._next_attempt_s = 0.0
+
+    @property
+    def policy(self) -> Policy:
+        with self._lock:
+            return self._policy
+
+    def status(self) -> Dict[str, Any]:
+        with self._lock:
+            policy, memory, applied = self._policy, self._memory, self._applied
+            decision, error, failures = self._last_decision, self._last_error, self._failures
+        return {
+            "state": policy.ladder[memory.index].name,
+            "state_index": memory.index,
+            "applied_state": policy.ladder[applied.index].name if applied and applied.index < len(policy.ladder)
+            else None,
+            "mode": applied.mode if applied else None,
+            "gpu_cap_hz": applied.gpu_cap_hz if applied else None,
+            "batch_size": applied.batch_size if applied else None,
+            "last_reason": decision.reason if decision else None,
+            "actuation_failures": failures,
+            "last_error": error,
+        }
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def body(self, worker: WorkerThread) -> None:
+        while not worker.stop_event.is_set():
+            worker.beat()
+            try:
+                self.tick()
+            except Exception:  # one tick is the loop boundary: report and go on
+                log.error("governor tick failed", exc_info=True)
+                self._events.actuation("tick", "error")
+            if worker.stop_event.wait(self.policy.interval_s):
+                return
+
+    def observe(self) -> Observation:
+        now = self._clock.monotonic()
+        sample = self._platform.latest_telemetry()
+        fresh = sample is not None and now - sample.t_mono_s <= self._telemetry_max_age_s
+        window_s = self._policy.power_budget.window_s
+        is_new = sample is not None and (not self._power or self._power[-1][0] != sample.t_mono_s)
+        if is_new and sample is not None and sample.board_power_w is not None:
+            self._power.append((sample.t_mono_s, sample.board_power_w))
+        while self._power and self._power[0][0] < now - window_s:
+            self._power.popleft()
+        avg = sum(p for _, p in self._power) / len(self._power) if self._power else None
+        return Observation(
+            now_s=now,
+            telemetry=sample if fresh else None,
+            telemetry_fresh=fresh,
+            pipeline=self._pipeline_view(),
+            board_power_avg_w=avg,
+        )
+
+    def tick(self) -> Decision:
+        obs = self.observe()
+        with self._lock:
+            policy, memory = self._policy, self._memory
+        decision = decide(policy, obs, memory)
+        with self._lock:
+            if self._policy is policy:  # a reload in between wins
+                self._memory = decision.memory
+                self._last_decision = decision
+        if decision.changed(memory.index):
+            from_name, to_name = policy.ladder[memory.index].name, policy.ladder[decision.index].name
+            log.info("%s", decision.reason)
+            self._events.decision(decision.rule, from_name, to_name, decision.reason)
+        self._converge(policy, decision.index, obs.now_s)
+        return decision
+
+    def _converge(self, policy: Policy, index: int, now_s: float) -> None:
+        if self._applied is not None and self._applied.index == index:
+            return
+        if now_s < self._next_attempt_s:
+            return
+        state = policy.ladder[index]
+        try:
+            self._applied = self._apply(index, state)
+        except ActuationError as exc:
+            self._applied = None  # partly applied, perhaps: re-read the hardware on the next attempt
+            self._failures += 1
+            self._last_error = str(exc)
+            # A switch that needs a reboot will not succeed by retrying: wait the longest.
+            delay = self._backoff_max_s if isinstance(exc, RebootRequiredError) else self._backoff_s
+            self._next_attempt_s = now_s + delay
+            self._backoff_s = min(self._backoff_s * 2.0, self._backoff_max_s)
+            log.error("cannot apply state %s (retrying in %.0f s): %s", state.name, delay, exc)
+            return
+        self._backoff_s = self._backoff_initial_s
+        self._last_error = None
+        applied = self._applied
+        self._events.applied(state, index, applied.mode, applied.gpu_cap_hz, applied.batch_size)
+
+    def _apply(self, index: int, state: LadderState) -> Applied:
+        """Mode first (nvpmodel rewrites the GPU limits), then the GPU cap, then the batch size."""
+        previous = self._applied
+        mode_name = previous.mode if previous is not None else self._platform.current_mode().name
+        if mode_name != state.mode:
+            try:
+                mode_name = self._platform.set_mode(state.mode).name
+            except ActuationError:
+                self._events.actuation("power_mode", "error")
+                raise
+            self._events.actuation("power_mode", "ok")
+        try:
+            cap_hz = self._platform.set_gpu_cap_hz(state.gpu_cap_hz)
+        except ActuationError:
+            self._events.actuation("gpu_cap", "error")
+            raise
+        self._events.actuation("gpu_cap", "ok")
+        batch = self._set_batch_size(state.batch_size)
+        self._events.actuation("batch_size", "ok")
+        return Applied(index=index, mode=mode_name, gpu_cap_hz=cap_hz, batch_size=batch)

@@ -1,0 +1,118 @@
+"""The power policy (policy.yaml, `version: 1`): what operators edit to trade frames per second against watts
+and degrees. Validated with pydantic; every field is documented in config/policy.yaml and docs/POLICY.md."""
+
+from pathlib import Path
+from typing import List, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from jetvit_daemon.errors import PolicyError
+from jetvit_daemon.yamlfile import YamlProblem, load_yaml_model, parse_yaml_model
+
+DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "assets" / "policy.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LadderState(_Strict):
+    """One rung of the ladder: a power mode, a GPU cap and a batch size."""
+
+    name: str = Field(min_length=1, description="a short name used in logs and metrics")
+    mode: str = Field(min_length=1, description="nvpmodel mode name as in /etc/nvpmodel.conf, e.g. 25W")
+    gpu_cap_mhz: Union[int, Literal["max"]] = Field(
+        "max", description="GPU devfreq maximum in MHz (snapped down to the board's table), or max"
+    )
+    batch_size: int = Field(1, ge=1, le=256)
+
+    @property
+    def gpu_cap_hz(self) -> Optional[int]:
+        return None if self.gpu_cap_mhz == "max" else int(self.gpu_cap_mhz) * 1_000_000
+
+
+class Thermal(_Strict):
+    sensor: str = Field("hottest", description="a tegrastats sensor name (tj, gpu, cpu, …) or hottest")
+    warm_c: float = Field(70.0, description="at or above: no stepping up")
+    hot_c: float = Field(80.0, description="at or above: step down and hold until below hot - hysteresis")
+    critical_c: float = Field(90.0, description="at or above: lowest state at once")
+    hysteresis_c: float = Field(5.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Thermal":
+        if not self.warm_c < self.hot_c < self.critical_c:
+            raise ValueError(
+                "thresholds must satisfy warm_c < hot_c < critical_c, "
+                f"got {self.warm_c} / {self.hot_c} / {self.critical_c}"
+            )
+        return self
+
+
+class Slo(_Strict):
+    latency_p95_ms: Optional[float] = Field(250.0, gt=0, description="capture-to-result latency target")
+    min_fps: Optional[float] = Field(None, gt=0, description="processed frames per second to sustain")
+
+
+class PowerBudget(_Strict):
+    watts: Optional[float] = Field(None, gt=0, description="board power budget; null: none")
+    window_s: float = Field(30.0, gt=0, description="averaging window of the budget")
+
+
+class Dwell(_Strict):
+    min_state_s: float = Field(10.0, ge=0, description="minimum time in a state before any non-urgent change")
+    up_after_s: float = Field(2.0, ge=0, description="how long a need to step up must persist")
+    down_after_s: float = Field(30.0, ge=0, description="how long headroom must persist before stepping down")
+
+
+class StaleTelemetry(_Strict):
+    after_s: float = Field(10.0, gt=0, description="no fresh telemetry for this long → go to `state`")
+    state: Optional[str] = Field(None, description="ladder state name; null: the lowest")
+
+
+class Policy(_Strict):
+    version: Literal[1] = 1
+    interval_s: float = Field(1.0, gt=0, le=60, description="governor tick")
+    ladder: List[LadderState] = Field(min_length=1, description="states ordered low → high")
+    start_state: Optional[str] = Field(None, description="state at start; null: the highest")
+    thermal: Thermal = Field(default_factory=Thermal)
+    slo: Slo = Field(default_factory=Slo)
+    power_budget: PowerBudget = Field(default_factory=PowerBudget)
+    dwell: Dwell = Field(default_factory=Dwell)
+    stale_telemetry: StaleTelemetry = Field(default_factory=StaleTelemetry)
+
+    @model_validator(mode="after")
+    def _names(self) -> "Policy":
+        names = [s.name for s in self.ladder]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError("ladder state names must be unique; repeated: {}".format(", ".join(duplicates)))
+        for field, value in (("start_state", self.start_state), ("stale_telemetry.state", self.stale_telemetry.state)):
+            if value is not None and value not in names:
+                raise ValueError("{} {!r} is not a ladder state (have: {})".format(field, value, ", ".join(names)))
+        return self
+
+    def index_of(self, name: str) -> int:
+        return [s.name for s in self.ladder].index(name)
+
+    @property
+    def start_index(self) -> int:
+        return self.index_of(self.start_state) if self.start_state else len(self.ladder) - 1
+
+    @property
+    def stale_index(self) -> int:
+        return self.index_of(self.stale_telemetry.state) if self.stale_telemetry.state else 0
+
+
+def load_policy(path: Path) -> Policy:
+    """Load and validate a policy file; PolicyError lists every problem with file, line and field."""
+    try:
+        return load_yaml_model(path, Policy)
+    except YamlProblem as exc:
+        raise PolicyError(str(exc)) from None
+
+
+def parse_policy(text: str, source: str) -> Policy:
+    try:
+        return parse_yaml_model(text, source, Policy)
+    except YamlProblem as exc:
+        raise PolicyError(str(exc)) from None

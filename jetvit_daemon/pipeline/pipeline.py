@@ -1,0 +1,283 @@
+"""The pipeline: one capture thread per source → a bounded frame queue → one inference thread (batch,
+preprocess, infer, postprocess) → result sinks. It exposes read-only statistics and a batch-size setter; the
+composition root hands those (not the pipeline) to the governor."""
+
+import collections
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable, Deque, List, Optional, Sequence, Tuple
+
+from jetvit_daemon.clock import Clock
+from jetvit_daemon.pipeline.frames import Frame, Result
+from jetvit_daemon.pipeline.postprocess import Top1Classifier
+from jetvit_daemon.pipeline.preprocess import Preprocessor
+from jetvit_daemon.pipeline.sinks import ResultSink
+from jetvit_daemon.pipeline.sources import FrameSource
+from jetvit_daemon.runners.base import Runner
+from jetvit_daemon.workers import WorkerThread
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineStats:
+    """A snapshot over the last `window_s` seconds. Rates in frames per second, latencies in seconds."""
+
+    window_s: float
+    arrival_fps: float
+    processed_fps: float
+    dropped_fps: float
+    queue_depth: int
+    queue_capacity: int
+    latency_p50_s: Optional[float]  # capture → result
+    latency_p95_s: Optional[float]
+    infer_p50_s: Optional[float]  # one runner.infer call (one batch)
+    infer_p95_s: Optional[float]
+    busy_fraction: float  # share of wall time spent inside runner.infer
+    batch_size: int
+    frames_in_total: int
+    frames_out_total: int
+    frames_dropped_total: int
+    correct_total: int  # results whose top-1 matched the filmed label (synthetic camera only)
+    labelled_total: int
+
+
+class FrameQueue:
+    """Bounded FIFO that drops the OLDEST frame when full: for live video a fresh frame is worth more than a
+    stale one. Thread-safe."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: Deque[Frame] = collections.deque()
+        self._cond = threading.Condition()
+
+    def put(self, frame: Frame) -> Optional[Frame]:
+        """Enqueue; returns the frame dropped to make room, if any."""
+        with self._cond:
+            dropped = self._items.popleft() if len(self._items) >= self.capacity else None
+            self._items.append(frame)
+            self._cond.notify()
+            return dropped
+
+    def get_batch(self, max_n: int, first_timeout_s: float, fill_timeout_s: float) -> List[Frame]:
+        """Wait up to `first_timeout_s` for one frame, then up to `fill_timeout_s` more for the batch to fill."""
+        with self._cond:
+            if not self._items and not self._cond.wait_for(lambda: bool(self._items), first_timeout_s):
+                return []
+            if len(self._items) < max_n and fill_timeout_s > 0:
+                self._cond.wait_for(lambda: len(self._items) >= max_n, fill_timeout_s)
+            n = min(max_n, len(self._items))
+            return [self._items.popleft() for _ in range(n)]
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+
+class _Window:
+    """Timestamped values over a sliding window. Not thread-safe (guarded by the pipeline's lock)."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._items: Deque[Tuple[float, float]] = collections.deque()
+
+    def add(self, t_s: float, value: float = 1.0) -> None:
+        self._items.append((t_s, value))
+
+    def trim(self, now_s: float) -> None:
+        horizon = now_s - self.window_s
+        while self._items and self._items[0][0] < horizon:
+            self._items.popleft()
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def total(self) -> float:
+        return sum(v for _, v in self._items)
+
+    def percentiles(self, *qs: float) -> List[Optional[float]]:
+        if not self._items:
+            return [None for _ in qs]
+        values = sorted(v for _, v in self._items)
+        out: List[Optional[float]] = []
+        for q in qs:
+            # Nearest-rank percentile: an observed value, never an interpolated one.
+            rank = max(0, min(len(values) - 1, int(q * len(values) + 0.999999) - 1))
+            out.append(values[rank])
+        return out
+
+
+class Pipeline:
+    """Owns the capture and inference threads.
+
+    >>> pipe = Pipeline(clock, [camera], runner, preprocessor, classifier, [sink], batch_size=4)  # doctest: +SKIP
+    >>> pipe.start(); pipe.stats(); pipe.set_batch_size(8); pipe.stop()                          # doctest: +SKIP
+
+    `stats()`, `set_batch_size()` and `batch_size` are thread-safe.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        sources: Sequence[FrameSource],
+        runner: Runner,
+        preprocessor: Preprocessor,
+        postprocessor: Top1Classifier,
+        sinks: Sequence[ResultSink],
+        batch_size: int = 1,
+        queue_size: int = 64,
+        max_batch_wait_s: float = 0.02,
+        window_s: float = 10.0,
+        on_worker_death: Optional[Callable[[str, BaseException], None]] = None,
+        on_error: Optional[Callable[[str, BaseException], None]] = None,
+        on_batch: Optional[Callable[[List[Result], float], None]] = None,
+    ) -> None:
+        self._clock = clock
+        self._sources = list(sources)
+        self._runner = runner
+        self._pre = preprocessor
+        self._post = postprocessor
+        self._sinks = list(sinks)
+        self.max_batch = runner.info().max_batch
+        self._batch_size = self._clamp(batch_size)
+        self._queue = FrameQueue(queue_size)
+        self._max_batch_wait_s = max_batch_wait_s
+        self._on_error = on_error
+        self._on_batch = on_batch
+        self._lock = threading.Lock()
+        self._t_start_s = clock.monotonic()
+        self._arrivals = _Window(window_s)
+        self._processed = _Window(window_s)
+        self._drops = _Window(window_s)
+        self._latency = _Window(window_s)
+        self._infer = _Window(window_s)
+        self._in_total = 0
+        self._out_total = 0
+        self._dropped_total = 0
+        self._correct_total = 0
+        self._labelled_total = 0
+        self.workers: List[WorkerThread] = [
+            WorkerThread(f"capture-{src.name}", self._capture_body(src), on_worker_death)
+            for src in self._sources
+        ]
+        self.workers.append(WorkerThread("inference", self._inference_body, on_worker_death))
+
+    # -- control -------------------------------------------------------------------------------------------
+    def _clamp(self, n: int) -> int:
+        return max(1, min(int(n), self.max_batch))
+
+    @property
+    def batch_size(self) -> int:
+        with self._lock:
+            return self._batch_size
+
+    def set_batch_size(self, n: int) -> int:
+        """Set the target batch size (clamped to 1..the runner's maximum); returns the value applied."""
+        with self._lock:
+            self._batch_size = self._clamp(n)
+            return self._batch_size
+
+    def start(self) -> None:
+        for src in self._sources:
+            src.open()
+        self._t_start_s = self._clock.monotonic()
+        for w in self.workers:
+            w.start()
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        for w in self.workers:
+            w.stop_event.set()
+        for w in self.workers:
+            w.stop(timeout_s)
+        for src in self._sources:
+            src.close()
+        for sink in self._sinks:
+            sink.close()
+
+    # -- statistics ----------------------------------------------------------------------------------------
+    def stats(self) -> PipelineStats:
+        now = self._clock.monotonic()
+        with self._lock:
+            for w in (self._arrivals, self._processed, self._drops, self._latency, self._infer):
+                w.trim(now)
+            span = max(1e-6, min(self._arrivals.window_s, now - self._t_start_s))
+            lat50, lat95 = self._latency.percentiles(0.5, 0.95)
+            inf50, inf95 = self._infer.percentiles(0.5, 0.95)
+            return PipelineStats(
+                window_s=span,
+                arrival_fps=self._arrivals.count() / span,
+                processed_fps=self._processed.count() / span,
+                dropped_fps=self._drops.count() / span,
+                queue_depth=len(self._queue),
+                queue_capacity=self._queue.capacity,
+                latency_p50_s=lat50,
+                latency_p95_s=lat95,
+                infer_p50_s=inf50,
+                infer_p95_s=inf95,
+                busy_fraction=min(1.0, self._infer.total() / span),
+                batch_size=self._batch_size,
+                frames_in_total=self._in_total,
+                frames_out_total=self._out_total,
+                frames_dropped_total=self._dropped_total,
+                correct_total=self._correct_total,
+                labelled_total=self._labelled_total,
+            )
+
+    # -- threads -------------------------------------------------------------------------------------------
+    def _capture_body(self, source: FrameSource) -> Callable[[WorkerThread], None]:
+        def body(worker: WorkerThread) -> None:
+            while not worker.stop_event.is_set():
+                worker.beat()
+                frame = source.read(worker.stop_event)
+                if frame is None:
+                    return
+                dropped = self._queue.put(frame)
+                with self._lock:
+                    self._in_total += 1
+                    self._arrivals.add(frame.t_capture_s)
+                    if dropped is not None:
+                        self._dropped_total += 1
+                        self._drops.add(frame.t_capture_s)
+
+        return body
+
+    def _inference_body(self, worker: WorkerThread) -> None:
+        while not worker.stop_event.is_set():
+            worker.beat()
+            frames = self._queue.get_batch(self.batch_size, 0.1, self._max_batch_wait_s)
+            if not frames:
+                continue
+            try:
+                self._run_batch(frames)
+            except Exception as exc:  # one batch is the loop boundary: report, count, go on
+                log.error("inference batch of %d frames failed", len(frames), exc_info=True)
+                if self._on_error is not None:
+                    self._on_error("inference", exc)
+
+    def _run_batch(self, frames: List[Frame]) -> None:
+        batch = self._pre.batch([f.image for f in frames])
+        t0 = self._clock.monotonic()
+        outputs = self._runner.infer(batch)
+        t1 = self._clock.monotonic()
+        results = self._post.results(frames, outputs[self._post.output_name], t1)
+        for sink in self._sinks:
+            sink.emit(results)
+        self._record(results, t0, t1)
+        if self._on_batch is not None:
+            self._on_batch(results, t1 - t0)
+
+    def _record(self, results: List[Result], t_infer_start_s: float, t_infer_end_s: float) -> None:
+        with self._lock:
+            self._infer.add(t_infer_end_s, t_infer_end_s - t_infer_start_s)
+            for r in results:
+                self._processed.add(r.t_result_s)
+                self._latency.add(r.t_result_s, r.latency_s)
+                self._out_total += 1
+                if r.truth is not None:
+                    self._labelled_total += 1
+                    if r.truth == r.class_index:
+                        self._correct_total += 1
+
+
+__all__ = ["FrameQueue", "Pipeline", "PipelineStats"]

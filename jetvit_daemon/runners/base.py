@@ -1,0 +1,101 @@
+"""The `Runner` interface and the name → runner map (`auto`, `onnxruntime`, `tensorrt`), imported lazily so a
+machine without TensorRT never imports it."""
+
+import abc
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from jetvit_daemon.errors import EngineError
+from jetvit_daemon.runners.manifest import InputSpec, Manifest
+
+
+@dataclass(frozen=True)
+class RunnerInfo:
+    """What a loaded runner tells the pipeline and the first log lines."""
+
+    runner: str  # "onnxruntime", "tensorrt"
+    device: str  # "CPU", "CUDA", "GPU (TensorRT 10.3)", …
+    model_path: str
+    input: InputSpec
+    output_names: Tuple[str, ...]
+    max_batch: int
+
+
+class Runner(abc.ABC):
+    """A loaded model. `infer` is called from one thread (the inference stage); `close` once, at shutdown."""
+
+    manifest: Manifest
+
+    @abc.abstractmethod
+    def info(self) -> RunnerInfo: ...
+
+    @abc.abstractmethod
+    def infer(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        """Run one batch (already preprocessed, in the input spec's layout and dtype); outputs by name."""
+
+    def warm_up(self, iterations: int = 3, batch_sizes: Sequence[int] = (1,)) -> None:
+        """Run dummy batches so the first real frame does not pay for lazy initialisation."""
+        spec = self.info().input
+        for size in batch_sizes:
+            shape = [size] + [d for d in spec.shape[1:]]
+            dummy = np.zeros(shape, dtype=spec.dtype)
+            for _ in range(iterations):
+                self.infer(dummy)
+
+    def close(self) -> None:
+        """Release the model. Default: nothing to release."""
+
+
+# name → "module:Class"; imported only when chosen.
+RUNNERS: Mapping[str, str] = {
+    "onnxruntime": "jetvit_daemon.runners.ort_runner:OrtRunner",
+    "tensorrt": "jetvit_daemon.runners.trt_runner:TensorRTRunner",
+}
+
+
+def runner_available(name: str) -> bool:
+    """Whether the runner's backend library can be imported here."""
+    backend = {"onnxruntime": "onnxruntime", "tensorrt": "tensorrt"}[name]
+    try:
+        importlib.import_module(backend)
+    except ImportError:
+        return False
+    return True
+
+
+def choose_runner_name(name: str, model_path: Path) -> str:
+    """Resolve `auto`: a `.engine`/`.plan` file needs TensorRT; an `.onnx` file runs on ONNX Runtime."""
+    if name != "auto":
+        if name not in RUNNERS:
+            raise EngineError(
+                "unknown runner {!r}: choose one of auto, {}".format(name, ", ".join(sorted(RUNNERS)))
+            )
+        return name
+    if model_path.suffix in (".engine", ".plan", ".trt"):
+        return "tensorrt"
+    return "onnxruntime"
+
+
+def create_runner(name: str, model_path: Path, options: Optional[Mapping[str, Any]] = None) -> Runner:
+    """Load `model_path` with the named runner (`auto` picks by file type)."""
+    chosen = choose_runner_name(name, model_path)
+    module_name, _, class_name = RUNNERS[chosen].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = {
+            "onnxruntime": "pip install onnxruntime (or the 'cpu' extra: pip install 'jetvit-daemon[cpu]')",
+            "tensorrt": "TensorRT comes with JetPack: use a venv created with --system-site-packages",
+        }[chosen]
+        raise EngineError(f"runner {chosen!r} is not available here ({exc}): {hint}") from None
+    cls = getattr(module, class_name)
+    runner: Runner = cls(model_path, **dict(options or {}))
+    return runner
+
+
+def output_names(manifest: Manifest) -> List[str]:
+    return list(manifest.outputs)

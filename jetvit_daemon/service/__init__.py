@@ -1,0 +1,1 @@
+"""The service shell: composition root, signals, sd_notify, HTTP, metrics, logging."""

@@ -1,0 +1,369 @@
+"""The composition root: builds every component from the config, starts them in order, supervises them, and
+stops them in reverse. The only place where the governor and the pipeline meet.
+
+Start order: board (simulated, if any) → platform (crash restore, baseline, telemetry) → runner (warm-up) →
+pipeline → governor → HTTP. Stop order is the reverse; the platform restores the power settings last.
+"""
+
+import logging
+import queue
+import threading
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from jetvit_daemon import __version__
+from jetvit_daemon.clock import Clock, SystemClock
+from jetvit_daemon.config import DaemonConfig
+from jetvit_daemon.governor.decide import PipelineView
+from jetvit_daemon.governor.loop import Governor
+from jetvit_daemon.governor.policy import DEFAULT_POLICY_FILE, Policy, load_policy
+from jetvit_daemon.hardware.base import Platform, TelemetrySource
+from jetvit_daemon.hardware.commands import CommandRunner, SubprocessRunner
+from jetvit_daemon.hardware.jetson import JetsonPlatform
+from jetvit_daemon.hardware.probe import detect_board
+from jetvit_daemon.hardware.sysfs import SysfsTree
+from jetvit_daemon.pipeline.pipeline import Pipeline, PipelineStats
+from jetvit_daemon.pipeline.postprocess import Top1Classifier
+from jetvit_daemon.pipeline.preprocess import Preprocessor
+from jetvit_daemon.pipeline.sinks import JsonlSink, ResultSink
+from jetvit_daemon.pipeline.sources import FrameSource, SyntheticCamera
+from jetvit_daemon.runners.base import Runner, create_runner
+from jetvit_daemon.runners.manifest import load_labels
+from jetvit_daemon.runners.paced import PacedRunner
+from jetvit_daemon.service.http import HttpServer
+from jetvit_daemon.service.metrics import Metrics
+from jetvit_daemon.service.notify import SystemdNotifier
+from jetvit_daemon.service.signals import SignalInbox
+from jetvit_daemon.workers import WorkerThread
+
+log = logging.getLogger("jetvit_daemon")
+
+# A worker whose loop has not turned for this long is considered wedged (the longest loop wait is the policy
+# interval, at most 60 s; inference batches take well under a second).
+HEARTBEAT_MAX_AGE_S = 90.0
+
+
+class Daemon:
+    """Owns every component. `run()` blocks until a stop request, the duration, or a worker's death, and
+    returns the process exit status (0 clean, 1 a worker died). Use from the main thread."""
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        policy_path: Optional[Path] = None,
+        clock: Optional[Clock] = None,
+        host_root: Path = Path("/"),
+        duration_s: Optional[float] = None,
+        install_signals: bool = True,
+    ) -> None:
+        self.config = config
+        self.policy_path = policy_path or config.policy_file or DEFAULT_POLICY_FILE
+        self.clock: Clock = clock or SystemClock()
+        self.host_root = host_root
+        self.duration_s = duration_s
+        self.install_signals = install_signals
+        self.metrics = Metrics()
+        self.notifier = SystemdNotifier()
+        self.signals = SignalInbox()
+        self.events: queue.Queue[Tuple[str, Any]] = queue.Queue()
+        self.sim_board: Any = None
+        self.platform: Optional[Platform] = None
+        self.runner: Optional[Runner] = None
+        self.pipeline: Optional[Pipeline] = None
+        self.governor: Optional[Governor] = None
+        self.http: Optional[HttpServer] = None
+        self.workers: List[WorkerThread] = []
+        self._started: List[str] = []
+        self._board_text = ""
+        self._stop_lock = threading.Lock()
+
+    # -- building ------------------------------------------------------------------------------------------
+    def _on_worker_death(self, name: str, exc: BaseException) -> None:
+        self.metrics.error(name, exc)
+        self.events.put(("died", name))
+
+    def _on_error(self, component: str, exc: BaseException) -> None:
+        self.metrics.error(component, exc)
+
+    def _busy_fraction(self) -> float:
+        return self.pipeline.stats().busy_fraction if self.pipeline is not None else 0.0
+
+    def _build_platform(self, state_dir: Path) -> Platform:
+        cfg = self.config
+        info = None if cfg.hardware.board == "simulated" else detect_board(SysfsTree(self.host_root))
+        if info is not None:
+            tree = SysfsTree(self.host_root)
+            commands: CommandRunner = SubprocessRunner()
+            description = "{} (L4T {})".format(info.model, info.l4t_release or "unknown")
+            log.info("Jetson detected: %s", description)
+        else:
+            if cfg.hardware.board == "jetson":
+                from jetvit_daemon.errors import ConfigError
+
+                raise ConfigError(f"hardware.board is 'jetson' but no Jetson was found under {self.host_root}")
+            from jetvit_daemon.sim.live import SimulatedBoard
+
+            sim = cfg.simulator
+            root = sim.root_dir or state_dir / "simboard" / sim.board
+            self.sim_board = SimulatedBoard(
+                profile=sim.board, root_dir=root, clock=self.clock, ambient_c=sim.ambient_c,
+                cooling=sim.cooling, gpu_busy=self._busy_fraction, tick_s=sim.tick_s,
+            )
+            self.sim_board.start()
+            self._started.append("simulated board")
+            tree = self.sim_board.tree
+            commands = SubprocessRunner(self.sim_board.programs)
+            description = self.sim_board.description
+            log.info("no Jetson detected: using the %s (sysfs tree in %s)", description, root)
+        self._board_text = description
+        telemetry = self._build_telemetry(tree, commands)
+        return JetsonPlatform(
+            tree=tree, runner=commands, clock=self.clock, state_dir=state_dir, telemetry=telemetry,
+            description=description, nvpmodel_timeout_s=cfg.hardware.nvpmodel_timeout_s,
+            on_conflict=cfg.hardware.on_conflict,
+        )
+
+    def _build_telemetry(self, tree: SysfsTree, commands: CommandRunner) -> TelemetrySource:
+        cfg = self.config.telemetry
+        if cfg.source == "tegrastats":
+            from jetvit_daemon.hardware.tegrastats import TegrastatsReader
+
+            return TegrastatsReader(commands, self.clock, interval_s=cfg.interval_s,
+                                    on_event=self._telemetry_event)
+        if cfg.source == "sysfs":
+            from jetvit_daemon.hardware.devfreq import find_gpu_devfreq
+            from jetvit_daemon.hardware.sensors import SysfsTelemetry
+
+            return SysfsTelemetry(tree, self.clock, interval_s=cfg.interval_s,
+                                  gpu_devfreq_dir=find_gpu_devfreq(tree))
+        from jetvit_daemon.hardware.jtop_source import JtopTelemetry
+
+        return JtopTelemetry(self.clock, interval_s=cfg.interval_s)
+
+    def _telemetry_event(self, kind: str, message: str) -> None:
+        if kind in ("restart", "telemetry_stale", "parse_error"):
+            self.metrics.error("telemetry", RuntimeError(message))
+        log.warning("telemetry %s: %s", kind, message)
+
+    def _build_runner(self) -> Runner:
+        cfg = self.config.runner
+        options: Dict[str, Any] = {}
+        model = self.config.model_path()
+        if cfg.name in ("auto", "onnxruntime") and model.suffix == ".onnx":
+            options = {"providers": cfg.providers, "intra_op_threads": cfg.intra_op_threads}
+        runner = create_runner(cfg.name, model, options)
+        if cfg.warmup_iterations:
+            runner.warm_up(cfg.warmup_iterations)
+        if self.sim_board is not None and self.config.simulator.simulate_speed:
+            runner = PacedRunner(runner, self.sim_board.inference_time_s)
+        return runner
+
+    def _build_sources(self) -> List[FrameSource]:
+        sources: List[FrameSource] = []
+        for i, sc in enumerate(self.config.sources):
+            for j in range(sc.count):
+                n = len(sources)
+                sources.append(SyntheticCamera(self.clock, fps=sc.fps, width=sc.width, height=sc.height,
+                                               seed=sc.seed + 1000 * i + j, name=f"synthetic{n}"))
+        return sources
+
+    def _build_pipeline(self, runner: Runner, policy: Policy) -> Pipeline:
+        manifest = runner.manifest
+        model_path = Path(runner.info().model_path)
+        labels = load_labels(model_path, manifest)
+        sinks: List[ResultSink] = [JsonlSink(s.path) for s in self.config.sinks]
+        pcfg = self.config.pipeline
+        return Pipeline(
+            self.clock, self._build_sources(), runner,
+            Preprocessor(manifest.preprocess, manifest.input),
+            Top1Classifier(manifest.outputs[0], labels), sinks,
+            batch_size=policy.ladder[policy.start_index].batch_size,
+            queue_size=pcfg.queue_size, max_batch_wait_s=pcfg.max_batch_wait_ms / 1000.0,
+            window_s=pcfg.stats_window_s, on_worker_death=self._on_worker_death, on_error=self._on_error,
+            on_batch=self.metrics.on_batch,
+        )
+
+    def _pipeline_view(self) -> PipelineView:
+        assert self.pipeline is not None
+        s = self.pipeline.stats()
+        return PipelineView(arrival_fps=s.arrival_fps, processed_fps=s.processed_fps, dropped_fps=s.dropped_fps,
+                            queue_depth=s.queue_depth, latency_p95_s=s.latency_p95_s, batch_size=s.batch_size)
+
+    # -- running -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        cfg = self.config
+        state_dir = cfg.resolved_state_dir()
+        state_dir.mkdir(parents=True, exist_ok=True)
+        policy = load_policy(Path(self.policy_path))
+        self.platform = self._build_platform(state_dir)
+        self.platform.start()
+        self._started.append("platform")
+        self.metrics.declare_modes([m.name for m in self.platform.power_modes()])
+        self.runner = self._build_runner()
+        self._started.append("runner")
+        info = self.runner.info()
+        log.info("runner: %s on %s, model %s (input %s %s, batch ≤ %d)", "ONNX Runtime" if info.runner ==
+                 "onnxruntime" else "TensorRT", info.device, info.model_path, info.input.name,
+                 info.input.shape, info.max_batch)
+        self.pipeline = self._build_pipeline(self.runner, policy)
+        for src in self.config.sources:
+            log.info("source: synthetic camera ×%d, %gx%g at %g FPS (labelled handwritten digits)",
+                     src.count, src.width, src.height, src.fps)
+        log.info("policy: %s (%d states: %s)", self.policy_path, len(policy.ladder),
+                 " < ".join(s.name for s in policy.ladder))
+        telemetry_interval_s = cfg.telemetry.interval_s
+        self.governor = Governor(
+            self.platform, policy, self._pipeline_view, self.pipeline.set_batch_size, self.clock,
+            telemetry_max_age_s=3 * telemetry_interval_s + 0.5, events=self.metrics,
+        )
+        self.metrics.set_build_info(info.runner, info.device, Path(info.model_path).name, self._board_text)
+        self.metrics.add_pipeline(self.pipeline.stats)
+        self.metrics.add_board(self.platform.latest_telemetry, self.clock.monotonic, 3 * telemetry_interval_s + 0.5)
+        self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics.registry, self.health, self.status)
+        self.pipeline.start()
+        self._started.append("pipeline")
+        gov = WorkerThread("governor", self.governor.body, self._on_worker_death)
+        self.workers = [*self.pipeline.workers, gov]
+        gov.start()
+        self._started.append("governor")
+        self.http.start()
+        self._started.append("http")
+        host, port = self.http.address
+        log.info("metrics: http://%s:%d/metrics (also /healthz, /status)", host, port)
+        self.notifier.ready(f"running on {self._board_text}")
+
+    def health(self) -> Tuple[bool, Dict[str, Any]]:
+        problems = []
+        for w in self.workers:
+            if not w.alive:
+                problems.append(f"{w.name} is not running")
+            elif w.heartbeat_age_s() > HEARTBEAT_MAX_AGE_S:
+                problems.append(f"{w.name} has not turned for {w.heartbeat_age_s():.0f} s")
+        if self.sim_board is not None and getattr(self.sim_board, "error", None) is not None:
+            problems.append(f"simulated board thread failed: {self.sim_board.error}")
+        return (not problems, {"problems": problems})
+
+    def status(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"version": __version__, "board": self._board_text}
+        if self.pipeline is not None:
+            out["pipeline"] = self.pipeline.stats().__dict__
+        if self.governor is not None:
+            out["governor"] = self.governor.status()
+        if self.platform is not None:
+            t = self.platform.latest_telemetry()
+            out["telemetry"] = None if t is None else {
+                "age_s": self.clock.monotonic() - t.t_mono_s, "temps_c": dict(t.temps_c),
+                "board_power_w": t.board_power_w, "gpu_load_pct": t.gpu_load_pct, "gpu_freq_hz": t.gpu_freq_hz}
+        return out
+
+    def status_line(self) -> str:
+        assert self.pipeline is not None and self.governor is not None and self.platform is not None
+        s: PipelineStats = self.pipeline.stats()
+        g = self.governor.status()
+        t = self.platform.latest_telemetry()
+
+        def ms(v: Optional[float]) -> str:
+            return "-" if v is None else f"{v * 1000.0:.1f}"
+
+        cap = g.get("gpu_cap_hz")
+        hottest = t.hottest_c if t is not None else None
+        power = t.board_power_w if t is not None else None
+        return ("fps in {:.1f} out {:.1f} | infer p50 {} ms p95 {} ms | batch {} | mode {} | gpu cap {} | "
+                "hottest {} | board {}").format(
+            s.arrival_fps, s.processed_fps, ms(s.infer_p50_s), ms(s.infer_p95_s), s.batch_size,
+            g.get("mode") or "-", "-" if cap is None else f"{cap / 1e6:.0f} MHz",
+            "-" if hottest is None else f"{hottest:.1f} °C",
+            "-" if power is None else f"{power:.2f} W")
+
+    def run(self) -> int:
+        if self.install_signals:
+            self.signals.install()
+        try:
+            try:
+                self.start()
+            except BaseException:
+                self.stop()
+                raise
+            return self._supervise()
+        finally:
+            if self.install_signals:
+                self.signals.restore()
+
+    def _supervise(self) -> int:
+        start_s = self.clock.monotonic()
+        next_status_s = start_s + self.config.status_interval_s
+        watchdog_s = self.notifier.watchdog_interval_s
+        next_watchdog_s = start_s
+        code = 0
+        while True:
+            try:
+                kind, what = self.events.get(timeout=0.2)
+            except queue.Empty:
+                kind, what = "", None
+            try:
+                signal_name = self.signals.inbox.get_nowait()
+            except queue.Empty:
+                signal_name = None
+            if kind == "died":
+                log.error("worker %s died: stopping so that the service manager restarts the daemon", what)
+                code = 1
+                break
+            if signal_name == "stop":
+                log.info("stop requested")
+                break
+            if signal_name == "reload":
+                log.info("reload requested (SIGHUP)")
+                self.reload_policy()
+            now = self.clock.monotonic()
+            if self.duration_s is not None and now - start_s >= self.duration_s:
+                log.info("ran for %.0f s as asked: stopping", self.duration_s)
+                break
+            if now >= next_status_s:
+                log.info("%s", self.status_line())
+                next_status_s = now + self.config.status_interval_s
+            if watchdog_s is not None and now >= next_watchdog_s:
+                ok, _ = self.health()
+                if ok:  # feed the watchdog only while every worker is alive and turning
+                    self.notifier.watchdog()
+                next_watchdog_s = now + watchdog_s
+        self.stop()
+        return code
+
+    def reload_policy(self) -> bool:
+        """Validate the policy file, then swap; an invalid file keeps the running policy."""
+        try:
+            policy = load_policy(Path(self.policy_path))
+        except Exception as exc:
+            log.error("policy reload failed, keeping the running policy:\n%s", exc)
+            self.metrics.policy_reloads.labels(result="error").inc()
+            return False
+        if self.governor is not None:
+            self.governor.set_policy(policy)
+        self.metrics.policy_reloads.labels(result="ok").inc()
+        log.info("policy reloaded from %s", self.policy_path)
+        return True
+
+    def stop(self) -> None:
+        """Stop everything that was started, in reverse order; restore the power settings last."""
+        with self._stop_lock:
+            self.notifier.stopping()
+            if "http" in self._started and self.http is not None:
+                self.http.stop()
+            if "governor" in self._started:
+                for w in self.workers:
+                    if w.name == "governor":
+                        w.stop(2.0)
+            if "pipeline" in self._started and self.pipeline is not None:
+                self.pipeline.stop(2.0)
+            if "runner" in self._started and self.runner is not None:
+                self.runner.close()
+            if "platform" in self._started and self.platform is not None:
+                try:
+                    self.platform.stop(restore=self.config.hardware.restore_on_stop)
+                except Exception:
+                    log.error("stopping the platform failed", exc_info=True)
+            if "simulated board" in self._started and self.sim_board is not None:
+                self.sim_board.stop()
+            self._started.clear()
+
+

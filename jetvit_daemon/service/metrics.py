@@ -1,0 +1,178 @@
+"""Prometheus metrics. One registry per daemon (no global state at import). Names follow
+`jetvit_<subsystem>_<name>_<unit>` with base units; label sets are small and bounded.
+
+Counters and gauges that mirror pipeline or board state are read at scrape time by collectors from read-only
+views, so the hot path (per frame) only feeds the two latency histograms.
+"""
+
+import threading
+from typing import Callable, Iterable, List, Optional, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from jetvit_daemon import __version__
+from jetvit_daemon.governor.policy import LadderState
+from jetvit_daemon.hardware.base import TelemetrySample
+from jetvit_daemon.pipeline.frames import Result
+from jetvit_daemon.pipeline.pipeline import PipelineStats
+
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 2.0, 5.0)
+
+
+class _PipelineCollector(Collector):
+    def __init__(self, stats: Callable[[], PipelineStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        s = self._stats()
+        for name, doc, value in (
+            ("jetvit_pipeline_frames_in", "Frames delivered by the sources", s.frames_in_total),
+            ("jetvit_pipeline_frames_processed", "Frames that produced a result", s.frames_out_total),
+            ("jetvit_pipeline_frames_dropped", "Frames dropped because the queue was full", s.frames_dropped_total),
+            ("jetvit_pipeline_labelled_results", "Results of frames with a known label (synthetic camera)",
+             s.labelled_total),
+            ("jetvit_pipeline_correct_results", "Labelled results whose top-1 class was right", s.correct_total),
+        ):
+            c = CounterMetricFamily(name, doc)
+            c.add_metric([], value)
+            yield c
+        for name, doc, gvalue in (
+            ("jetvit_pipeline_queue_depth_frames", "Frames waiting for inference", s.queue_depth),
+            ("jetvit_pipeline_batch_size_frames", "Current target batch size", s.batch_size),
+            ("jetvit_pipeline_arrival_rate_fps", "Frames per second arriving (stats window)", s.arrival_fps),
+            ("jetvit_pipeline_processed_rate_fps", "Frames per second processed (stats window)", s.processed_fps),
+            ("jetvit_pipeline_busy_ratio", "Share of time spent inside inference (stats window)", s.busy_fraction),
+        ):
+            g = GaugeMetricFamily(name, doc)
+            g.add_metric([], gvalue)
+            yield g
+        for name, doc, value_s in (
+            ("jetvit_pipeline_latency_p95_seconds", "Capture-to-result latency p95 (stats window)", s.latency_p95_s),
+            ("jetvit_inference_latency_p95_seconds", "Per-batch inference latency p95 (stats window)", s.infer_p95_s),
+        ):
+            if value_s is not None:
+                g = GaugeMetricFamily(name, doc)
+                g.add_metric([], value_s)
+                yield g
+
+
+class _BoardCollector(Collector):
+    def __init__(self, telemetry: Callable[[], Optional[TelemetrySample]], now_s: Callable[[], float],
+                 max_age_s: float) -> None:
+        self._telemetry = telemetry
+        self._now_s = now_s
+        self._max_age_s = max_age_s
+
+    def collect(self) -> Iterable[Metric]:
+        sample = self._telemetry()
+        stale = GaugeMetricFamily("jetvit_telemetry_stale", "1 when no fresh telemetry reading is available")
+        age_s = None if sample is None else self._now_s() - sample.t_mono_s
+        stale.add_metric([], 1.0 if age_s is None or age_s > self._max_age_s else 0.0)
+        yield stale
+        if sample is None or age_s is None:
+            return
+        age = GaugeMetricFamily("jetvit_telemetry_age_seconds", "Age of the newest telemetry reading")
+        age.add_metric([], age_s)
+        yield age
+        temps = GaugeMetricFamily("jetvit_board_temperature_celsius", "Sensor temperature", labels=["sensor"])
+        for name, value in sorted(sample.temps_c.items()):
+            temps.add_metric([name], value)
+        yield temps
+        if sample.board_power_w is not None:
+            p = GaugeMetricFamily("jetvit_board_power_watts", "Module input power (total rail or sum of parts)")
+            p.add_metric([], sample.board_power_w)
+            yield p
+        rails = GaugeMetricFamily("jetvit_board_rail_power_watts", "Power rail reading", labels=["rail"])
+        for name, value in sorted(sample.rails_w.items()):
+            rails.add_metric([name], value)
+        yield rails
+        if sample.gpu_load_pct is not None:
+            g = GaugeMetricFamily("jetvit_board_gpu_load_ratio", "GPU utilisation 0..1")
+            g.add_metric([], sample.gpu_load_pct / 100.0)
+            yield g
+        if sample.gpu_freq_hz is not None:
+            g = GaugeMetricFamily("jetvit_board_gpu_frequency_hertz", "GPU clock now")
+            g.add_metric([], sample.gpu_freq_hz)
+            yield g
+
+
+class Metrics:
+    """All of the daemon's metrics in one registry. Thread-safe (prometheus_client objects are)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.build_info = Gauge("jetvit_build_info", "Version and chosen components (value 1)",
+                                ["version", "runner", "device", "model", "board"], registry=r)
+        self.errors = Counter("jetvit_errors", "Errors caught at a loop boundary", ["component"], registry=r)
+        self.latency = Histogram("jetvit_pipeline_latency_seconds", "Capture-to-result latency per frame",
+                                 buckets=LATENCY_BUCKETS_S, registry=r)
+        self.inference = Histogram("jetvit_inference_latency_seconds", "Runner time per batch",
+                                   buckets=LATENCY_BUCKETS_S, registry=r)
+        self.power_mode = Gauge("jetvit_board_power_mode", "1 for the current nvpmodel power mode",
+                                ["mode"], registry=r)
+        self.gpu_cap = Gauge("jetvit_governor_gpu_cap_hertz", "GPU frequency cap applied by the governor",
+                             registry=r)
+        self.state = Gauge("jetvit_governor_state_index", "Ladder index of the applied state (0 = lowest)",
+                           registry=r)
+        self.state_info = Gauge("jetvit_governor_state", "1 for the applied ladder state", ["state"], registry=r)
+        self.batch = Gauge("jetvit_governor_batch_size_frames", "Batch size applied by the governor", registry=r)
+        self.decisions = Counter("jetvit_governor_decisions", "State changes decided, by rule", ["rule"],
+                                 registry=r)
+        self.actuations = Counter("jetvit_governor_actuations", "Hardware/pipeline actuations by knob and result",
+                                  ["knob", "result"], registry=r)
+        self.policy_reloads = Counter("jetvit_policy_reloads", "Policy reload attempts by result", ["result"],
+                                      registry=r)
+        self._lock = threading.Lock()
+        self._known_modes: List[str] = []
+        self._known_states: List[str] = []
+
+    def add_pipeline(self, stats: Callable[[], PipelineStats]) -> None:
+        self.registry.register(_PipelineCollector(stats))
+
+    def add_board(self, telemetry: Callable[[], Optional[TelemetrySample]], now_s: Callable[[], float],
+                  max_age_s: float) -> None:
+        self.registry.register(_BoardCollector(telemetry, now_s, max_age_s))
+
+    def declare_modes(self, modes: Sequence[str]) -> None:
+        with self._lock:
+            self._known_modes = list(modes)
+        for m in modes:
+            self.power_mode.labels(mode=m).set(0)
+
+    # -- pipeline hook (inference thread) -------------------------------------------------------------------
+    def on_batch(self, results: Sequence[Result], infer_s: float) -> None:
+        self.inference.observe(infer_s)
+        for r in results:
+            self.latency.observe(r.latency_s)
+
+    # -- GovernorEvents -----------------------------------------------------------------------------------
+    def decision(self, rule: str, from_state: str, to_state: str, reason: str) -> None:
+        self.decisions.labels(rule=rule).inc()
+
+    def actuation(self, knob: str, result: str) -> None:
+        self.actuations.labels(knob=knob, result=result).inc()
+
+    def applied(self, state: LadderState, index: int, mode: str, gpu_cap_hz: Optional[int], batch: int) -> None:
+        with self._lock:
+            if mode not in self._known_modes:
+                self._known_modes.append(mode)
+            if state.name not in self._known_states:
+                self._known_states.append(state.name)
+            modes, states = list(self._known_modes), list(self._known_states)
+        for m in modes:
+            self.power_mode.labels(mode=m).set(1 if m == mode else 0)
+        for s in states:
+            self.state_info.labels(state=s).set(1 if s == state.name else 0)
+        self.state.set(index)
+        if gpu_cap_hz is not None:
+            self.gpu_cap.set(gpu_cap_hz)
+        self.batch.set(batch)
+
+    def error(self, component: str, exc: BaseException) -> None:
+        self.errors.labels(component=component).inc()
+
+    def set_build_info(self, runner: str, device: str, model: str, board: str) -> None:
+        self.build_info.labels(version=__version__, runner=runner, device=device, model=model, board=board).set(1)

@@ -1,0 +1,125 @@
+"""YAML files validated with pydantic, with errors that name the file, the line and the field path.
+
+Used for daemon.yaml and policy.yaml: an operator editing either must be told exactly what is wrong and what
+would be valid, e.g. `config/policy.yaml:14: ladder.1.gpu_cap_mhz: Input should be a valid integer (got 'fast')`.
+"""
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+T = TypeVar("T", bound=BaseModel)
+PathKey = Tuple[Any, ...]
+
+
+class YamlProblem(Exception):
+    """The file's problems, one line each, already formatted `file:line: field: message`."""
+
+    def __init__(self, problems: List[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _line_map(node: Optional[yaml.Node], prefix: PathKey, out: Dict[PathKey, int]) -> None:
+    if node is None:
+        return
+    out.setdefault(prefix, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            # A field is reported at its key's line; its children at their own lines.
+            path = (*prefix, key)
+            out[path] = key_node.start_mark.line + 1
+            _line_map(value_node, path, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_map(item, (*prefix, i), out)
+
+
+def _line_for(lines: Dict[PathKey, int], loc: PathKey) -> Optional[int]:
+    """The line of the deepest part of `loc` present in the file (a missing field points at its parent)."""
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def _short_input(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fields_at(model: Type[BaseModel], loc: PathKey) -> List[str]:
+    """The field names valid at `loc` (a path of field names and list indices) inside `model`."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        # Unwrap Optional[X] / List[X] to the model inside, if any.
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                current = candidate
+                break
+            inner = getattr(candidate, "__args__", ())
+            found = [c for c in inner if isinstance(c, type) and issubclass(c, BaseModel)]
+            if found:
+                current = found[0]
+                break
+        else:
+            return []
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def format_validation_error(
+    source: str, exc: ValidationError, lines: Dict[PathKey, int], model: Optional[Type[BaseModel]] = None
+) -> List[str]:
+    problems: List[Tuple[int, str]] = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_for(lines, loc)
+        where = f"{source}:{line}" if line is not None else source
+        msg = err["msg"]
+        if err.get("type") not in ("missing", "extra_forbidden") and "input" in err:
+            msg += f" (got {_short_input(err['input'])})"
+        if err.get("type") == "extra_forbidden":
+            valid = _fields_at(model, loc[:-1]) if model is not None else []
+            msg = "unknown field" + ("; valid here: " + ", ".join(valid) if valid else "")
+        problems.append((line or 0, f"{where}: {field}: {msg}"))
+    return [text for _, text in sorted(problems, key=lambda p: p[0])]
+
+
+def parse_yaml_model(text: str, source: str, model: Type[T]) -> T:
+    """Parse YAML text into `model`; raises YamlProblem listing every problem with file, line and field."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise YamlProblem([f"{where}: not valid YAML: {problem}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise YamlProblem([f"{source}:1: the file must be a mapping of fields (key: value), got {type(data).__name__}"])
+    lines: Dict[PathKey, int] = {}
+    _line_map(node, (), lines)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise YamlProblem(format_validation_error(source, exc, lines, model)) from None
+
+
+def load_yaml_model(path: Path, model: Type[T]) -> T:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise YamlProblem([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    return parse_yaml_model(text, str(path), model)
