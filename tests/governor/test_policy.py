@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import pytest
+
+from jetvit_daemon.errors import PolicyError
+from jetvit_daemon.governor.policy import DEFAULT_POLICY_FILE, load_policy, parse_policy
+
+REPO = Path(__file__).resolve().parents[2]
+
+GOOD = """\
+version: 1
+ladder:
+  - {name: low, mode: 15W, gpu_cap_mhz: 408, batch_size: 8}
+  - {name: high, mode: 25W, gpu_cap_mhz: max, batch_size: 4}
+"""
+
+
+def test_shipped_policy_is_the_bundled_default_and_valid():
+    shipped = REPO / "config" / "policy.yaml"
+    assert shipped.read_text() == DEFAULT_POLICY_FILE.read_text(), "config/policy.yaml and the bundled copy differ"
+    policy = load_policy(shipped)
+    assert [s.mode for s in policy.ladder][0] == "15W"
+    assert policy.start_index == len(policy.ladder) - 1
+
+
+def test_defaults_fill_unspecified_sections():
+    policy = parse_policy(GOOD, "p.yaml")
+    assert policy.ladder[0].gpu_cap_hz == 408_000_000
+    assert policy.ladder[1].gpu_cap_hz is None
+    assert policy.thermal.hot_c == 80.0
+    assert policy.stale_index == 0
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (GOOD.replace("gpu_cap_mhz: 408", "gpu_cap_mhz: fast"), "p.yaml:3: ladder.0.gpu_cap_mhz"),
+        (GOOD + "thermal: {warm_c: 85, hot_c: 80, critical_c: 90}\n", "warm_c < hot_c < critical_c"),
+        (GOOD + "start_state: turbo\n", "start_state 'turbo' is not a ladder state (have: low, high)"),
+        (GOOD.replace("name: high", "name: low"), "repeated: low"),
+        (GOOD + "dwel: {}\n", "p.yaml:5: dwel: unknown field; valid here:"),
+        ("version: 2\n" + GOOD.split("\n", 1)[1], "version"),
+        ("version: 1\nladder: []\n", "ladder"),
+        ("ladder: [\n", "not valid YAML"),
+    ],
+)
+def test_invalid_policies_name_file_line_and_field(text, expected):
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text, "p.yaml")
+    assert expected in str(info.value)
