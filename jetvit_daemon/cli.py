@@ -8,7 +8,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from jetvit_daemon import __version__
 from jetvit_daemon.errors import ActuationError, ConfigError, EngineError, JetvitError, PolicyError
@@ -28,6 +28,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return daemon.run()
 
 
+def _cmd_tegrastats_parse(args: argparse.Namespace) -> int:
+    import json
+
+    from jetvit_daemon.hardware.tegrastats import parse_lines
+
+    if args.file == "-":
+        stream = sys.stdin
+        failed = _print_parsed(parse_lines(stream), json)
+    else:
+        try:
+            with open(args.file, encoding="utf-8", errors="replace") as stream:
+                failed = _print_parsed(parse_lines(stream), json)
+        except OSError as exc:
+            raise ConfigError(f"{args.file}: cannot read: {exc.strerror or exc}") from None
+    return 1 if failed else 0
+
+
+def _print_parsed(objects: Any, json: Any) -> int:
+    failed = 0
+    for obj in objects:
+        if "error" in obj:
+            failed += 1
+        print(json.dumps(obj), flush=True)
+    return failed
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jetvit-daemon",
@@ -44,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, default=None, metavar="S",
                      help="stop after S seconds and exit 0 (for trying it out and for tests)")
     run.set_defaults(func=_cmd_run)
+
+    tegra = sub.add_parser("tegrastats", help="tools for tegrastats output")
+    tegra_sub = tegra.add_subparsers(dest="tegrastats_command", metavar="ACTION")
+    tegra_sub.required = True
+    parse = tegra_sub.add_parser(
+        "parse", help="print one JSON object per tegrastats line (an error object for a line that fails)")
+    parse.add_argument("file", nargs="?", default="-", help="a tegrastats log, or - for standard input (default)")
+    parse.set_defaults(func=_cmd_tegrastats_parse)
     return parser
 
 

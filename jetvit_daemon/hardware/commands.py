@@ -30,8 +30,8 @@ class CommandResult:
         """One line for logs: the command and how it ended."""
         cmd = " ".join(self.argv)
         if self.timed_out:
-            return "{!r} timed out".format(cmd)
-        return "{!r} exited {}".format(cmd, self.returncode)
+            return f"{cmd!r} timed out"
+        return f"{cmd!r} exited {self.returncode}"
 
 
 class StreamingProcess(Protocol):

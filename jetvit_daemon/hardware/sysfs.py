@@ -23,19 +23,19 @@ class SysfsTree:
         self.root = Path(root)
 
     def __repr__(self) -> str:
-        return "SysfsTree({!r})".format(str(self.root))
+        return f"SysfsTree({str(self.root)!r})"
 
     def path(self, board_path: str) -> Path:
         """The local path of an absolute board path."""
         if not board_path.startswith("/"):
-            raise ValueError("board paths are absolute, got {!r}".format(board_path))
+            raise ValueError(f"board paths are absolute, got {board_path!r}")
         return self.root / board_path.lstrip("/")
 
     def board_path(self, local: "os.PathLike[str] | str") -> str:
         """The absolute board path of a local path under the root (inverse of `path`)."""
         rel = os.path.relpath(os.fspath(local), os.fspath(self.root))
         if rel.startswith(".."):
-            raise ValueError("{} is outside {}".format(local, self.root))
+            raise ValueError(f"{local} is outside {self.root}")
         return "/" if rel == "." else "/" + rel.replace(os.sep, "/")
 
     def exists(self, board_path: str) -> bool:
@@ -58,7 +58,7 @@ class SysfsTree:
         try:
             return int(text.split()[0])
         except (ValueError, IndexError):
-            raise OSError(errno.EINVAL, "not an integer: {!r}".format(text), board_path) from None
+            raise OSError(errno.EINVAL, f"not an integer: {text!r}", board_path) from None
 
     def write_text(self, board_path: str, value: str) -> None:
         """Write `value` the way a sysfs write works: one write() of the whole value, no temp file."""
@@ -69,7 +69,7 @@ class SysfsTree:
         """Write a regular (non-sysfs) file atomically: a reader sees the old or the new content, never half."""
         target = self.path(board_path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(".{}.tmp{}".format(target.name, os.getpid()))
+        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(value)
             f.flush()

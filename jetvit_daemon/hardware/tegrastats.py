@@ -406,7 +406,7 @@ def parse_lines(lines: Iterable[str]) -> Iterator[Dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            yield reading_to_json(parse_line(line))
+            yield reading_to_json(parse_line(line.rstrip("\r\n")))
         except TelemetryParseError as exc:
             yield {"line": number, "error": str(exc)}
 
