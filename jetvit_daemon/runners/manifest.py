@@ -49,7 +49,7 @@ class BatchRange(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> "BatchRange":
         if not 1 <= self.min <= self.max:
-            raise ValueError("need 1 <= min <= max, got min={} max={}".format(self.min, self.max))
+            raise ValueError(f"need 1 <= min <= max, got min={self.min} max={self.max}")
         return self
 
 
@@ -86,17 +86,17 @@ def load_manifest(model_path: Path) -> Manifest:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise EngineError(
-            "{}: no manifest next to the model (expected {})".format(model_path, path.name)
+            f"{model_path}: no manifest next to the model (expected {path.name})"
         ) from None
     except (OSError, ValueError) as exc:
-        raise EngineError("{}: cannot read manifest: {}".format(path, exc)) from None
+        raise EngineError(f"{path}: cannot read manifest: {exc}") from None
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             "{}: {}".format(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()
         )
-        raise EngineError("{}: invalid manifest: {}".format(path, problems)) from None
+        raise EngineError(f"{path}: invalid manifest: {problems}") from None
 
 
 def load_labels(model_path: Path, manifest: Manifest) -> Optional[List[str]]:
@@ -106,4 +106,4 @@ def load_labels(model_path: Path, manifest: Manifest) -> Optional[List[str]]:
     try:
         return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except OSError as exc:
-        raise EngineError("{}: labels file named by the manifest cannot be read: {}".format(path, exc)) from None
+        raise EngineError(f"{path}: labels file named by the manifest cannot be read: {exc}") from None

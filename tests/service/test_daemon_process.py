@@ -1,0 +1,55 @@
+"""The real daemon process on the simulated board: metrics over HTTP, a clean SIGTERM, the board restored."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from daemon_process import DaemonProcess, board_mode_id, write_setup  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+MODE_25W, MODE_MAXN_SUPER = 1, 2  # ids in the Orin Nano Super conf (default 1 = 25W)
+
+
+def test_daemon_serves_metrics_then_stops_cleanly_and_restores_the_power_mode(tmp_path):
+    setup = write_setup(tmp_path)
+    daemon = DaemonProcess(setup["config"])
+    try:
+        daemon.wait_ready()
+        daemon.wait_for_log(r"no Jetson detected: using the simulated Jetson Orin Nano")
+        daemon.wait_for_log(r"runner: ONNX Runtime on CPU")
+        daemon.wait_for_log(r"policy: .*policy\.yaml \(2 states: low < top\)")
+        # The governor's first tick applies the start state: MAXN_SUPER, on the board itself.
+        daemon.wait_for_log(r"fps in [\d.]+ out [\d.]+ \| infer p50 [\d.]+ ms p95 [\d.]+ ms \| batch 4 \| "
+                            r"mode MAXN_SUPER \| gpu cap \d+ MHz \| hottest [\d.]+ °C \| board [\d.]+ W")
+        assert board_mode_id(setup["board"]) == MODE_MAXN_SUPER
+        metrics = daemon.metrics()
+        assert metrics["jetvit_pipeline_frames_processed_total"] > 0
+        assert metrics["jetvit_inference_latency_seconds_count"] > 0
+        assert metrics['jetvit_board_power_mode{mode="MAXN_SUPER"}'] == 1
+        assert metrics['jetvit_board_power_mode{mode="25W"}'] == 0
+        assert any(k.startswith("jetvit_board_temperature_celsius{sensor=") for k in metrics)
+        assert metrics["jetvit_board_power_watts"] > 0
+        assert metrics["jetvit_telemetry_stale"] == 0
+        assert '"status": "ok"' in daemon.get("/healthz")
+        took_s = daemon.terminate()
+    finally:
+        daemon.kill()
+    assert daemon.proc.returncode == 0, daemon.log
+    assert took_s < 5.0
+    assert board_mode_id(setup["board"]) == MODE_25W, daemon.log
+    assert not (setup["state"] / "baseline.json").exists()
+
+
+def test_duration_runs_then_exits_zero(tmp_path):
+    setup = write_setup(tmp_path)
+    daemon = DaemonProcess(setup["config"], "--duration", "3")
+    try:
+        daemon.proc.wait(60)
+    finally:
+        daemon.kill()
+    assert daemon.proc.returncode == 0, daemon.log
+    assert "ran for 3 s as asked: stopping" in daemon.log
+    assert board_mode_id(setup["board"]) == MODE_25W
