@@ -8,7 +8,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from jetvit_daemon import __version__
 from jetvit_daemon.errors import ActuationError, ConfigError, EngineError, JetvitError, PolicyError
@@ -26,6 +26,93 @@ def _cmd_run(args: argparse.Namespace) -> int:
     log.info("jetvit-daemon %s starting (config: %s)", __version__, args.config or "built-in defaults")
     daemon = Daemon(config, policy_path=args.policy, duration_s=args.duration)
     return daemon.run()
+
+
+def _open_board_for_tool(args: argparse.Namespace) -> Any:
+    from jetvit_daemon.clock import SystemClock
+    from jetvit_daemon.config import load_config
+    from jetvit_daemon.service.board import open_board
+
+    config = load_config(args.config)
+    return config, open_board(config, SystemClock())
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from jetvit_daemon.hardware.baseline import BaselineJournal
+    from jetvit_daemon.hardware.jetson import restore_from_journal
+    from jetvit_daemon.hardware.probe import system_is_stopping
+    from jetvit_daemon.service.board import close_board
+
+    config, board = _open_board_for_tool(args)
+    try:
+        state_dir = config.resolved_state_dir()
+        if system_is_stopping(board.runner):
+            # nvpmodel's mode survives the reboot: the next start restores from the journal, kept as it is.
+            print("the system is shutting down: restore skipped, journal kept for the next start")
+            return 0
+        print(restore_from_journal(board.tree, board.runner, state_dir, config.hardware.nvpmodel_timeout_s))
+        return 4 if BaselineJournal(state_dir).exists() else 0
+    finally:
+        close_board(board)
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    import json
+
+    from jetvit_daemon.hardware.jetson import probe_report
+    from jetvit_daemon.service.board import close_board
+
+    config, board = _open_board_for_tool(args)
+    try:
+        report = probe_report(board.tree, board.runner, config.hardware.nvpmodel_timeout_s)
+    finally:
+        close_board(board)
+    report["simulated"] = board.sim is not None
+    report["description"] = board.description
+    if args.json:
+        print(json.dumps(report, indent=1, default=str))
+    else:
+        print(format_probe(report))
+    return 0
+
+
+def format_probe(report: Dict[str, Any]) -> str:
+    """The probe report for people: one section per subject."""
+    out = [f"board: {report['description']}"]
+    board = report.get("board") or {}
+    if board:
+        out.append(f"  model {board.get('model')}, SoC {board.get('soc')}, L4T {board.get('l4t_release')}, "
+                   f"JetPack {board.get('jetpack') or 'unknown'}")
+    out.append("power modes (* current, ~ needs a reboot from the current one):")
+    for m in report.get("power_modes", []):
+        mark = "*" if m.get("current") else ("~" if not m.get("reachable_without_reboot") else " ")
+        cap = m.get("gpu_max_freq_hz")
+        cap_text = "GPU uncapped" if cap is None else f"GPU ≤ {cap / 1e6:.0f} MHz"
+        out.append(f"  {mark} {m['id']:>2} {m['name']:<16} {cap_text:<18} {m.get('online_cores')} cores")
+    gpu = report.get("gpu")
+    if gpu:
+        table = ", ".join(f"{hz / 1e6:.0f}" for hz in gpu.get("available_hz", []))
+        out.append(f"GPU devfreq {gpu.get('devfreq_dir')}")
+        out.append(f"  frequencies (MHz): {table}")
+        out.append(f"  min {gpu['min_hz'] / 1e6:.0f} MHz, max (cap) {gpu['max_hz'] / 1e6:.0f} MHz"
+                   + (", PINNED (jetson_clocks?)" if gpu.get("pinned") else ""))
+    sensors = report.get("sensors") or {}
+    zones = sensors.get("thermal_zones") or []
+    if zones:
+        out.append("thermal zones:")
+        for z in zones:
+            trips = ", ".join(f"{t['type']} {t['temp_c']:.0f}" for t in z.get("trips", []))
+            temp = "off" if z.get("temp_c") is None else f"{z['temp_c']:.1f} °C"
+            out.append(f"  {z['name']:<10} {temp:<10} trips: {trips or 'none'}")
+    rails = sensors.get("rails_w") or {}
+    if rails:
+        out.append("power rails: " + ", ".join(f"{k} {v:.2f} W" for k, v in rails.items())
+                   + (f"; board {sensors['board_power_w']:.2f} W" if sensors.get("board_power_w") else ""))
+    for c in report.get("conflicts", []):
+        out.append(f"conflict: {c.get('message', c)}")
+    for p in report.get("problems", []):
+        out.append(f"problem: {p}")
+    return "\n".join(out)
 
 
 def _cmd_tegrastats_parse(args: argparse.Namespace) -> int:
@@ -70,6 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, default=None, metavar="S",
                      help="stop after S seconds and exit 0 (for trying it out and for tests)")
     run.set_defaults(func=_cmd_run)
+
+    restore = sub.add_parser(
+        "restore", help="put back the power mode and GPU limits a killed or crashed daemon recorded")
+    restore.add_argument("--config", type=Path, default=None, help="daemon settings (for state_dir and board)")
+    restore.set_defaults(func=_cmd_restore)
+
+    probe = sub.add_parser("probe", help="show the board: model, power modes, GPU frequencies, sensors, conflicts")
+    probe.add_argument("--config", type=Path, default=None, help="daemon settings (for the simulated board)")
+    probe.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    probe.set_defaults(func=_cmd_probe)
 
     tegra = sub.add_parser("tegrastats", help="tools for tegrastats output")
     tegra_sub = tegra.add_subparsers(dest="tegrastats_command", metavar="ACTION")

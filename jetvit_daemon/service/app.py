@@ -18,9 +18,8 @@ from jetvit_daemon.governor.decide import PipelineView
 from jetvit_daemon.governor.loop import Governor
 from jetvit_daemon.governor.policy import DEFAULT_POLICY_FILE, Policy, load_policy
 from jetvit_daemon.hardware.base import Platform, TelemetrySource
-from jetvit_daemon.hardware.commands import CommandRunner, SubprocessRunner
+from jetvit_daemon.hardware.commands import CommandRunner
 from jetvit_daemon.hardware.jetson import JetsonPlatform
-from jetvit_daemon.hardware.probe import detect_board
 from jetvit_daemon.hardware.sysfs import SysfsTree
 from jetvit_daemon.pipeline.pipeline import Pipeline, PipelineStats
 from jetvit_daemon.pipeline.postprocess import Top1Classifier
@@ -30,6 +29,7 @@ from jetvit_daemon.pipeline.sources import FrameSource, SyntheticCamera
 from jetvit_daemon.runners.base import Runner, create_runner
 from jetvit_daemon.runners.manifest import load_labels
 from jetvit_daemon.runners.paced import PacedRunner
+from jetvit_daemon.service.board import BoardAccess, close_board, open_board
 from jetvit_daemon.service.http import HttpServer
 from jetvit_daemon.service.metrics import Metrics
 from jetvit_daemon.service.notify import SystemdNotifier
@@ -66,6 +66,7 @@ class Daemon:
         self.notifier = SystemdNotifier()
         self.signals = SignalInbox()
         self.events: queue.Queue[Tuple[str, Any]] = queue.Queue()
+        self.board: Optional[BoardAccess] = None
         self.sim_board: Any = None
         self.platform: Optional[Platform] = None
         self.runner: Optional[Runner] = None
@@ -90,36 +91,15 @@ class Daemon:
 
     def _build_platform(self, state_dir: Path) -> Platform:
         cfg = self.config
-        info = None if cfg.hardware.board == "simulated" else detect_board(SysfsTree(self.host_root))
-        if info is not None:
-            tree = SysfsTree(self.host_root)
-            commands: CommandRunner = SubprocessRunner()
-            description = "{} (L4T {})".format(info.model, info.l4t_release or "unknown")
-            log.info("Jetson detected: %s", description)
-        else:
-            if cfg.hardware.board == "jetson":
-                from jetvit_daemon.errors import ConfigError
-
-                raise ConfigError(f"hardware.board is 'jetson' but no Jetson was found under {self.host_root}")
-            from jetvit_daemon.sim.live import SimulatedBoard
-
-            sim = cfg.simulator
-            root = sim.root_dir or state_dir / "simboard" / sim.board
-            self.sim_board = SimulatedBoard(
-                profile=sim.board, root_dir=root, clock=self.clock, ambient_c=sim.ambient_c,
-                cooling=sim.cooling, gpu_busy=self._busy_fraction, tick_s=sim.tick_s,
-            )
-            self.sim_board.start()
+        self.board = open_board(cfg, self.clock, self.host_root, gpu_busy=self._busy_fraction)
+        self.sim_board = self.board.sim
+        if self.sim_board is not None:
             self._started.append("simulated board")
-            tree = self.sim_board.tree
-            commands = SubprocessRunner(self.sim_board.programs)
-            description = self.sim_board.description
-            log.info("no Jetson detected: using the %s (sysfs tree in %s)", description, root)
-        self._board_text = description
-        telemetry = self._build_telemetry(tree, commands)
+        self._board_text = self.board.description
+        telemetry = self._build_telemetry(self.board.tree, self.board.runner)
         return JetsonPlatform(
-            tree=tree, runner=commands, clock=self.clock, state_dir=state_dir, telemetry=telemetry,
-            description=description, nvpmodel_timeout_s=cfg.hardware.nvpmodel_timeout_s,
+            tree=self.board.tree, runner=self.board.runner, clock=self.clock, state_dir=state_dir,
+            telemetry=telemetry, description=self._board_text, nvpmodel_timeout_s=cfg.hardware.nvpmodel_timeout_s,
             on_conflict=cfg.hardware.on_conflict,
         )
 
@@ -362,8 +342,8 @@ class Daemon:
                     self.platform.stop(restore=self.config.hardware.restore_on_stop)
                 except Exception:
                     log.error("stopping the platform failed", exc_info=True)
-            if "simulated board" in self._started and self.sim_board is not None:
-                self.sim_board.stop()
+            if "simulated board" in self._started:
+                close_board(self.board)
             self._started.clear()
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from daemon_process import DaemonProcess, board_mode_id, write_setup  # noqa: E402
+from daemon_process import DaemonProcess, board_mode_id, write_setup
 
 pytestmark = pytest.mark.slow
 
@@ -53,3 +53,48 @@ def test_duration_runs_then_exits_zero(tmp_path):
     assert daemon.proc.returncode == 0, daemon.log
     assert "ran for 3 s as asked: stopping" in daemon.log
     assert board_mode_id(setup["board"]) == MODE_25W
+
+
+def _kill_after_the_mode_changed(setup):
+    daemon = DaemonProcess(setup["config"])
+    try:
+        daemon.wait_ready()
+        daemon.wait_for_log(r"power mode 25W → MAXN_SUPER")
+        assert board_mode_id(setup["board"]) == MODE_MAXN_SUPER
+        daemon.proc.kill()  # SIGKILL: no chance to restore
+        daemon.proc.wait(10)
+    finally:
+        daemon.kill()
+    assert board_mode_id(setup["board"]) == MODE_MAXN_SUPER
+    assert (setup["state"] / "baseline.json").exists()
+
+
+def test_after_sigkill_the_next_start_restores_the_original_mode_first(tmp_path):
+    setup = write_setup(tmp_path)
+    _kill_after_the_mode_changed(setup)
+    daemon = DaemonProcess(setup["config"], "--duration", "2")
+    try:
+        daemon.proc.wait(60)
+    finally:
+        daemon.kill()
+    assert daemon.proc.returncode == 0, daemon.log
+    restored = next(i for i, ln in enumerate(daemon.lines) if "restored" in ln and "crashed run" in ln)
+    applied = next(i for i, ln in enumerate(daemon.lines) if "power mode 25W → MAXN_SUPER" in ln)
+    assert restored < applied, daemon.log  # restore first, then the new run's own decisions
+    assert board_mode_id(setup["board"]) == MODE_25W
+
+
+def test_restore_command_puts_back_what_a_killed_daemon_changed(tmp_path):
+    import subprocess
+
+    setup = write_setup(tmp_path)
+    _kill_after_the_mode_changed(setup)
+    proc = subprocess.run([sys.executable, "-m", "jetvit_daemon", "restore", "--config", str(setup["config"])],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "MAXN_SUPER → 25W" in proc.stdout or "25W" in proc.stdout
+    assert board_mode_id(setup["board"]) == MODE_25W
+    assert not (setup["state"] / "baseline.json").exists()
+    again = subprocess.run([sys.executable, "-m", "jetvit_daemon", "restore", "--config", str(setup["config"])],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "nothing to restore" in again.stdout
