@@ -30,13 +30,14 @@ sys.path.insert(0, str(ENGINES))
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
-from jetvit_daemon.pipeline.digits import DIGITS_TEST_FILE, render_digit_frame  # noqa: E402
-from jetvit_daemon.pipeline.preprocess import Preprocessor  # noqa: E402
-from jetvit_daemon.runners.manifest import load_labels, load_manifest  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from torch import nn  # noqa: E402
 from vit_onnx import INPUT_NAME, OUTPUT_NAME, ViTConfig, build_model, count_params, init_weights  # noqa: E402
+
+from jetvit_daemon.pipeline.digits import DIGITS_TEST_FILE, render_digit_frame  # noqa: E402
+from jetvit_daemon.pipeline.preprocess import Preprocessor  # noqa: E402
+from jetvit_daemon.runners.manifest import load_labels, load_manifest  # noqa: E402
 
 ASSET_DIR = REPO / "jetvit_daemon" / "assets" / "vit_digits"
 MODEL_PATH = ASSET_DIR / "vit_digits.onnx"

@@ -28,7 +28,9 @@ def test_malformed_daemon_yaml_lists_every_problem_with_line_and_field(tmp_path)
     with pytest.raises(ConfigError) as info:
         load_config(bad)
     lines = str(info.value).splitlines()
-    assert lines[0] == f"{bad}:3: http.port: Input should be a valid integer, unable to parse string as an integer (got 'high')"
+    assert lines[0] == (
+        f"{bad}:3: http.port: Input should be a valid integer, unable to parse string as an integer (got 'high')"
+    )
     assert lines[1] == f"{bad}:4: http.hots: unknown field; valid here: host, port"
     assert lines[2].startswith(f"{bad}:6: sources.0.fps: Input should be greater than 0")
     assert lines[3].startswith(f"{bad}:7: simulator.board: Input should be 'nano', 'orin-nano', 'orin-nano-super'")

@@ -11,11 +11,12 @@ ENGINES = Path(__file__).resolve().parents[2] / "engines"
 sys.path.insert(0, str(ENGINES))
 
 import onnxruntime as ort  # noqa: E402
+from make_vit_tiny import VIT_TINY_16_224, make_vit_tiny  # noqa: E402
+from vit_onnx import ViTConfig, build_model, count_params, forward_numpy, init_weights  # noqa: E402
+
 from jetvit_daemon.pipeline.digits import load_digits_test, render_digit_frame  # noqa: E402
 from jetvit_daemon.pipeline.preprocess import Preprocessor  # noqa: E402
 from jetvit_daemon.runners.manifest import load_labels, load_manifest  # noqa: E402
-from make_vit_tiny import VIT_TINY_16_224, make_vit_tiny  # noqa: E402
-from vit_onnx import ViTConfig, build_model, count_params, forward_numpy, init_weights  # noqa: E402
 
 BUNDLED = Path(__file__).resolve().parents[2] / "jetvit_daemon" / "assets" / "vit_digits" / "vit_digits.onnx"
 SMALL = ViTConfig(

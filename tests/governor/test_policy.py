@@ -19,7 +19,7 @@ def test_shipped_policy_is_the_bundled_default_and_valid():
     shipped = REPO / "config" / "policy.yaml"
     assert shipped.read_text() == DEFAULT_POLICY_FILE.read_text(), "config/policy.yaml and the bundled copy differ"
     policy = load_policy(shipped)
-    assert [s.mode for s in policy.ladder][0] == "15W"
+    assert policy.ladder[0].mode == "15W"
     assert policy.start_index == len(policy.ladder) - 1
 
 

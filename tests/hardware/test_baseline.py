@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from jetvit_daemon.hardware import baseline as baseline_module
 from jetvit_daemon.hardware.baseline import Baseline, BaselineJournal
 

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import boardtrees
 from boardtrees import NANO_HZ, SPECS, RecordingTree
+
 from jetvit_daemon.errors import ActuationError
 from jetvit_daemon.hardware.devfreq import GpuDevfreq, find_gpu_devfreq
 from jetvit_daemon.hardware.sysfs import SysfsTree

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import boardtrees
 from boardtrees import ORIN_NANO_HZ, SPECS, FakeBoardRunner, RecordingTree
+
 from jetvit_daemon.clock import ManualClock
 from jetvit_daemon.errors import ActuationError, ConfigError, RebootRequiredError
 from jetvit_daemon.hardware.base import TelemetrySample

@@ -3,6 +3,7 @@
 import sys
 
 import pytest
+
 from jetvit_daemon.clock import ManualClock
 from jetvit_daemon.errors import TelemetryError
 from jetvit_daemon.hardware.jtop_source import JtopTelemetry, sample_from_jtop

@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import boardtrees
 from boardtrees import BAD_INPUT, NVPMODEL_DIR, REBOOT_PROMPT, FakeBoardRunner, result
+
 from jetvit_daemon.errors import ActuationError, ConfigError, RebootRequiredError
 from jetvit_daemon.hardware.nvpmodel import Nvpmodel, NvpmodelConf, parse_conf, parse_query, reboot_reason
 from jetvit_daemon.hardware.sysfs import SysfsTree

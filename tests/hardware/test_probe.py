@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import boardtrees
 from boardtrees import SPECS, FakeBoardRunner, result
+
 from jetvit_daemon.errors import ConfigError
 from jetvit_daemon.hardware.commands import CommandResult
 from jetvit_daemon.hardware.probe import (

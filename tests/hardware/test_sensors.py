@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
+
 from jetvit_daemon.clock import ManualClock, SystemClock
 from jetvit_daemon.hardware.sensors import SysfsTelemetry, thermal_name
 from jetvit_daemon.hardware.sysfs import SysfsTree

@@ -11,6 +11,7 @@ from typing import Dict, NamedTuple, Optional, Tuple
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from jetvit_daemon.errors import TelemetryParseError
 from jetvit_daemon.hardware.tegrastats import (
     CpuCore,

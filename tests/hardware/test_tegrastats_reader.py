@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, List, Tuple
 
 import pytest
+
 from jetvit_daemon.clock import ManualClock, SystemClock
 from jetvit_daemon.hardware.commands import SubprocessRunner
 from jetvit_daemon.hardware.tegrastats import TegrastatsReader

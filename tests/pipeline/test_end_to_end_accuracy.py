@@ -48,9 +48,9 @@ def test_top1_accuracy_through_the_whole_pipeline_is_at_least_90_percent():
     finally:
         pipe.stop()
     results = sink.results()[:360]
-    assert len(results) == 360, "the pipeline produced only {} results".format(len(results))
+    assert len(results) == 360, f"the pipeline produced only {len(results)} results"
     correct = sum(r.truth == r.class_index for r in results)
-    assert correct / len(results) >= 0.90, "top-1 accuracy {:.1%}".format(correct / len(results))
+    assert correct / len(results) >= 0.90, f"top-1 accuracy {correct / len(results):.1%}"
     assert all(r.label == str(r.class_index) for r in results)
     assert all(0.0 < r.score <= 1.0 and r.latency_s > 0 for r in results)
     stats = pipe.stats()
@@ -59,7 +59,7 @@ def test_top1_accuracy_through_the_whole_pipeline_is_at_least_90_percent():
 
 def test_stats_reflect_rates_latency_and_batching():
     runner = OrtRunner(DEFAULT_MODEL)
-    pipe, sink = build(runner, fps=100.0, batch_size=4)
+    pipe, _ = build(runner, fps=100.0, batch_size=4)
     pipe.start()
     try:
         threading.Event().wait(1.5)

@@ -1,0 +1,149 @@
+"""The control loop's actuation: order of writes, failure reporting, retry with backoff (not every tick)."""
+
+from typing import List, Optional, Sequence
+
+from jetvit_daemon.clock import ManualClock
+from jetvit_daemon.errors import ActuationError, RebootRequiredError
+from jetvit_daemon.governor.decide import PipelineView
+from jetvit_daemon.governor.loop import Governor
+from jetvit_daemon.governor.policy import parse_policy
+from jetvit_daemon.hardware.base import GpuFreqState, Platform, PowerMode, TelemetrySample
+
+POLICY = parse_policy(
+    """\
+version: 1
+interval_s: 1
+ladder:
+  - {name: low, mode: 15W, gpu_cap_mhz: 408, batch_size: 8}
+  - {name: high, mode: 25W, gpu_cap_mhz: max, batch_size: 2}
+""",
+    "test",
+)
+MODES = [PowerMode(0, "15W", 612_000_000, 6, 240), PowerMode(1, "25W", 918_000_000, 6, 240)]
+
+
+class ScriptedPlatform(Platform):
+    """A Platform whose actuations are recorded and can be made to fail (the loop's seam, not a board)."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.mode = MODES[1]
+        self.cap_hz = 918_000_000
+        self.calls: List[str] = []
+        self.fail_mode: Optional[Exception] = None
+
+    def start(self) -> None: ...
+
+    def stop(self, restore: bool = True) -> None: ...
+
+    def latest_telemetry(self) -> Optional[TelemetrySample]:
+        return TelemetrySample(t_mono_s=self.clock.monotonic(), temps_c={"tj": 50.0}, board_power_w=8.0)
+
+    def power_modes(self) -> Sequence[PowerMode]:
+        return MODES
+
+    def current_mode(self) -> PowerMode:
+        self.calls.append("query")
+        return self.mode
+
+    def set_mode(self, name: str) -> PowerMode:
+        self.calls.append(f"mode {name}")
+        if self.fail_mode is not None:
+            raise self.fail_mode
+        self.mode = next(m for m in MODES if m.name == name)
+        self.cap_hz = self.mode.gpu_max_freq_hz or 0
+        return self.mode
+
+    def gpu_freq_state(self) -> GpuFreqState:
+        return GpuFreqState(available_hz=[408_000_000, 918_000_000], min_hz=408_000_000, max_hz=self.cap_hz)
+
+    def set_gpu_cap_hz(self, cap_hz: Optional[int]) -> int:
+        self.calls.append(f"cap {cap_hz}")
+        self.cap_hz = cap_hz if cap_hz is not None else (self.mode.gpu_max_freq_hz or 0)
+        return self.cap_hz
+
+
+CALM = PipelineView(arrival_fps=30, processed_fps=30, dropped_fps=0, queue_depth=0, latency_p95_s=0.05,
+                    batch_size=2)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.actuations: List[str] = []
+        self.decisions: List[str] = []
+
+    def decision(self, rule, from_state, to_state, reason):
+        self.decisions.append(f"{rule} {from_state}->{to_state}")
+
+    def actuation(self, knob, result):
+        self.actuations.append(f"{knob}={result}")
+
+    def applied(self, state, index, mode, gpu_cap_hz, batch):
+        pass
+
+
+def make(start: str = "low"):
+    clock = ManualClock()
+    platform = ScriptedPlatform(clock)
+    batches: List[int] = []
+    events = Events()
+    policy = POLICY.model_copy(update={"start_state": start})
+    gov = Governor(platform, policy, lambda: CALM, lambda n: batches.append(n) or n, clock, telemetry_max_age_s=3,
+                   events=events, backoff_initial_s=2, backoff_max_s=16)
+    return gov, platform, clock, batches, events
+
+
+def test_first_tick_applies_the_start_state_mode_then_cap_then_batch():
+    gov, platform, _, batches, events = make()
+    gov.tick()
+    assert platform.calls == ["query", "mode 15W", "cap 408000000"]
+    assert batches == [8]
+    assert events.actuations == ["power_mode=ok", "gpu_cap=ok", "batch_size=ok"]
+    assert gov.status()["mode"] == "15W" and gov.status()["gpu_cap_hz"] == 408_000_000
+    platform.calls.clear()
+    gov.tick()
+    assert platform.calls == []  # converged: nothing to write
+
+
+def test_a_failed_actuation_is_reported_and_retried_with_backoff_not_every_tick():
+    gov, platform, clock, _, events = make()
+    platform.fail_mode = ActuationError("nvpmodel: NVPM ERROR: failed")
+    attempts = []
+    for _ in range(12):
+        before = platform.calls.count("mode 15W")
+        gov.tick()
+        if platform.calls.count("mode 15W") > before:
+            attempts.append(clock.monotonic())
+        clock.advance(1.0)
+    start = attempts[0]
+    assert [t - start for t in attempts] == [0, 2, 6]  # backoff 2 s, then 4 s, then 8 s (next at 14)
+    assert events.actuations.count("power_mode=error") == 3
+    status = gov.status()
+    assert status["actuation_failures"] == 3 and "NVPM ERROR" in status["last_error"]
+    platform.fail_mode = None
+    clock.advance(10.0)
+    gov.tick()
+    assert gov.status()["mode"] == "15W" and gov.status()["last_error"] is None
+
+
+def test_a_switch_that_needs_a_reboot_waits_the_longest_backoff():
+    gov, platform, clock, _, _ = make()
+    platform.fail_mode = RebootRequiredError("25W → 15W needs a reboot")
+    gov.tick()
+    clock.advance(15.0)
+    gov.tick()
+    assert platform.calls.count("mode 15W") == 1
+    clock.advance(1.0)
+    gov.tick()
+    assert platform.calls.count("mode 15W") == 2
+
+
+def test_reloading_a_policy_keeps_the_state_by_name_and_reapplies_it():
+    gov, _, _, batches, _ = make(start="high")
+    gov.tick()
+    assert batches == [2]
+    changed = POLICY.model_copy(update={"ladder": [POLICY.ladder[0], POLICY.ladder[1].model_copy(
+        update={"batch_size": 4})]})
+    gov.set_policy(changed)
+    gov.tick()
+    assert gov.status()["state"] == "high" and batches == [2, 4]
