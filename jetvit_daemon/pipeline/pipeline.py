@@ -224,6 +224,14 @@ class Pipeline:
                 labelled_total=self._labelled_total,
             )
 
+    def busy_fraction(self) -> float:
+        """Share of the last window spent inside `runner.infer` (cheap: no percentiles). Thread-safe."""
+        now = self._clock.monotonic()
+        with self._lock:
+            self._infer.trim(now)
+            span = max(1e-6, min(self._infer.window_s, now - self._t_start_s))
+            return min(1.0, self._infer.total() / span)
+
     # -- threads -------------------------------------------------------------------------------------------
     def _capture_body(self, source: FrameSource) -> Callable[[WorkerThread], None]:
         def body(worker: WorkerThread) -> None:

@@ -87,7 +87,7 @@ class Daemon:
         self.metrics.error(component, exc)
 
     def _busy_fraction(self) -> float:
-        return self.pipeline.stats().busy_fraction if self.pipeline is not None else 0.0
+        return self.pipeline.busy_fraction() if self.pipeline is not None else 0.0
 
     def _build_platform(self, state_dir: Path) -> Platform:
         cfg = self.config

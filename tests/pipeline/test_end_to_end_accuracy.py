@@ -74,3 +74,4 @@ def test_stats_reflect_rates_latency_and_batching():
     assert stats.latency_p50_s is not None and stats.latency_p95_s is not None
     assert 0 < stats.latency_p50_s <= stats.latency_p95_s < 1.0
     assert stats.infer_p50_s is not None and 0 < stats.busy_fraction < 1
+    assert abs(pipe.busy_fraction() - stats.busy_fraction) < 0.05
