@@ -115,6 +115,42 @@ def format_probe(report: Dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import json
+
+    from jetvit_daemon.governor.policy import DEFAULT_POLICY_FILE
+    from jetvit_daemon.sim.offline import simulate, write_outputs
+    from jetvit_daemon.sim.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    spec = args.policy or str(DEFAULT_POLICY_FILE)
+    result = simulate(args.board, spec, scenario, duration_s=args.duration, seed=args.seed,
+                      timeline=args.out is not None)
+    written = write_outputs(result, args.out) if args.out is not None else []
+    if args.json:
+        print(json.dumps(result.summary))
+    else:
+        print(format_summary(result.summary))
+        for path in written:
+            print(f"wrote {path}")
+        if args.out is not None and not any(p.suffix == ".png" for p in written):
+            print("no plot: install matplotlib (pip install 'jetvit-daemon[plot]') for timeline.png")
+    return 0
+
+
+def format_summary(s: Dict[str, Any]) -> str:
+    """The simulation summary as an aligned two-column table."""
+    def fmt(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return "-" if value is None else str(value)
+
+    width = max(len(k) for k in s)
+    return "\n".join(f"{k:<{width}}  {fmt(v)}" for k, v in s.items())
+
+
 def _cmd_tegrastats_parse(args: argparse.Namespace) -> int:
     import json
 
@@ -167,6 +203,22 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--config", type=Path, default=None, help="daemon settings (for the simulated board)")
     probe.add_argument("--json", action="store_true", help="one JSON object instead of text")
     probe.set_defaults(func=_cmd_probe)
+
+    sim = sub.add_parser("simulate", help="replay a load scenario against a policy on a simulated board, offline")
+    sim.add_argument("--board", default="orin-nano-super",
+                     choices=["nano", "orin-nano", "orin-nano-super", "orin-nx-16gb", "agx-orin-64gb"])
+    sim.add_argument("--policy", default=None, metavar="FILE|static:MODE|threshold",
+                     help="a policy file (default: the built-in policy), static:MODE (that mode, GPU uncapped, "
+                          "batch 4) or threshold (the naive power-threshold script)")
+    sim.add_argument("--scenario", default="steady", metavar="NAME|FILE",
+                     help="steady, bursty, hot, budget, or a scenario file (copy one from jetvit_daemon/sim/"
+                          "scenarios/)")
+    sim.add_argument("--duration", type=float, default=None, metavar="S", help="default: the scenario's")
+    sim.add_argument("--seed", type=int, default=0, help="camera activity and phases (reproducible runs)")
+    sim.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="write timeline.csv, summary.json and (with matplotlib) timeline.png here")
+    sim.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    sim.set_defaults(func=_cmd_simulate)
 
     tegra = sub.add_parser("tegrastats", help="tools for tegrastats output")
     tegra_sub = tegra.add_subparsers(dest="tegrastats_command", metavar="ACTION")

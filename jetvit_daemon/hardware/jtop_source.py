@@ -8,13 +8,13 @@ without a total rail is a plain sum of every rail, sub-rails included).
 """
 
 import logging
-import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from jetvit_daemon.clock import Clock
 from jetvit_daemon.errors import TelemetryError
 from jetvit_daemon.hardware.base import TelemetrySample
 from jetvit_daemon.hardware.tegrastats import board_power_from_rails, is_sensor_off_c
+from jetvit_daemon.hardware.telemetry_thread import ThreadedTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def sample_from_jtop(stats: Mapping[str, Any], gpu: Mapping[str, Any], t_mono_s:
     )
 
 
-class JtopTelemetry:
+class JtopTelemetry(ThreadedTelemetry):
     """Telemetry from the jtop service; implements `TelemetrySource` (name "jtop").
 
     >>> source = JtopTelemetry(SystemClock(), interval_s=1.0)   # doctest: +SKIP
@@ -81,6 +81,8 @@ class JtopTelemetry:
     """
 
     name = "jtop"
+    _thread_name = "jtop-telemetry"
+    _stop_warning = "jtop telemetry thread did not stop within %.1f s"
 
     def __init__(
         self,
@@ -92,47 +94,9 @@ class JtopTelemetry:
             import jtop  # optional and AGPL: imported only when this source is chosen
         except ImportError as exc:
             raise TelemetryError(_INSTALL_HINT) from exc
+        super().__init__(clock, interval_s)
         self._jtop_module: Any = jtop
-        self._clock = clock
-        self._interval_s = interval_s
         self._on_event = on_event
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-        self._latest: Optional[TelemetrySample] = None
-        self._started_at: Optional[float] = None
-        self.failure: Optional[BaseException] = None
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise TelemetryError("JtopTelemetry already started")
-        self._stop.clear()
-        with self._lock:
-            self._started_at = self._clock.monotonic()
-        self._thread = threading.Thread(target=self._run, name="jtop-telemetry", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 2.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            if self._thread.is_alive():
-                log.warning("jtop telemetry thread did not stop within %.1f s", timeout_s)
-        self._thread = None
-
-    def latest(self) -> Optional[TelemetrySample]:
-        with self._lock:
-            return self._latest
-
-    def is_stale(self) -> bool:
-        now = self._clock.monotonic()
-        limit_s = 3 * self._interval_s
-        with self._lock:
-            if self._latest is not None:
-                return now - self._latest.t_mono_s > limit_s
-            if self._started_at is None:
-                return True
-            return now - self._started_at > limit_s
 
     def _run(self) -> None:
         client: Any = None

@@ -9,15 +9,14 @@ All paths are board paths read through the injected `SysfsTree`.
 import errno
 import logging
 import re
-import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from jetvit_daemon.clock import Clock
-from jetvit_daemon.errors import TelemetryError
 from jetvit_daemon.hardware.base import TelemetrySample
 from jetvit_daemon.hardware.sysfs import SysfsTree
 from jetvit_daemon.hardware.tegrastats import board_power_from_rails, is_sensor_off_c
+from jetvit_daemon.hardware.telemetry_thread import ThreadedTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ def thermal_name(zone_type: str) -> str:
     return name
 
 
-class SysfsTelemetry:
+class SysfsTelemetry(ThreadedTelemetry):
     """Telemetry read straight from sysfs; implements `TelemetrySource` (name "sysfs").
 
     >>> gpu_dir = "/sys/devices/platform/bus@0/17000000.gpu/devfreq/17000000.gpu"  # from hardware/devfreq.py
@@ -110,6 +109,8 @@ class SysfsTelemetry:
     """
 
     name = "sysfs"
+    _thread_name = "sysfs-telemetry"
+    _stop_warning = "sysfs telemetry thread did not stop within %.1f s"
 
     def __init__(
         self,
@@ -121,19 +122,12 @@ class SysfsTelemetry:
     ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
+        super().__init__(clock, interval_s)
         self._tree = tree
-        self._clock = clock
-        self._interval_s = interval_s
         self._on_event = on_event
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-        self._latest: Optional[TelemetrySample] = None
-        self._started_at: Optional[float] = None
         self._read_errors = 0
         self._tick_errors = 0
         self._failing: Dict[str, bool] = {}
-        self.failure: Optional[BaseException] = None
 
         # Zone types do not change while the system runs: read them once.
         self._zones: List[Tuple[str, str]] = []
@@ -255,38 +249,6 @@ class SysfsTelemetry:
             temps_c=temps,
             rails_w={name: mw / 1000.0 for name, mw in rails_mw.items()},
         )
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise TelemetryError("SysfsTelemetry already started")
-        self._stop.clear()
-        with self._lock:
-            self._started_at = self._clock.monotonic()
-        self._thread = threading.Thread(target=self._run, name="sysfs-telemetry", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 2.0) -> None:
-        self._stop.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout_s)
-            if thread.is_alive():
-                log.warning("sysfs telemetry thread did not stop within %.1f s", timeout_s)
-        self._thread = None
-
-    def latest(self) -> Optional[TelemetrySample]:
-        with self._lock:
-            return self._latest
-
-    def is_stale(self) -> bool:
-        now = self._clock.monotonic()
-        limit_s = 3 * self._interval_s
-        with self._lock:
-            if self._latest is not None:
-                return now - self._latest.t_mono_s > limit_s
-            if self._started_at is None:
-                return True
-            return now - self._started_at > limit_s
 
     # -- worker --
 

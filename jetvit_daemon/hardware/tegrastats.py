@@ -16,15 +16,15 @@ import os
 import re
 import select
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from jetvit_daemon.clock import Clock
-from jetvit_daemon.errors import TelemetryError, TelemetryParseError
+from jetvit_daemon.errors import TelemetryParseError
 from jetvit_daemon.hardware.base import TelemetrySample
 from jetvit_daemon.hardware.commands import CommandRunner, StreamingProcess
+from jetvit_daemon.hardware.telemetry_thread import STALE_INTERVALS, ThreadedTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -413,14 +413,13 @@ def parse_lines(lines: Iterable[str]) -> Iterator[Dict[str, Any]]:
 
 # --- the reader -------------------------------------------------------------------------------------------
 
-_STALE_INTERVALS = 3  # no good reading for this many intervals: stale (TelemetrySource contract)
 _GARBAGE_RUN = 3  # this many unparseable lines in a row: the child is not printing tegrastats, restart it
 _POLL_S = 0.1  # longest a select() blocks, so stop() is noticed within it
 _MAX_LINE_BYTES = 64 * 1024  # a "line" longer than this without a newline is garbage, not a reading
 _TERM_WAIT_S = 0.5  # grace between SIGTERM and SIGKILL for the child
 
 
-class TegrastatsReader:
+class TegrastatsReader(ThreadedTelemetry):
     """Runs `tegrastats --interval <ms>` and keeps the newest good reading. Implements `TelemetrySource`.
 
     >>> reader = TegrastatsReader(SubprocessRunner(), SystemClock(), interval_s=1.0)   # doctest: +SKIP
@@ -435,6 +434,8 @@ class TegrastatsReader:
     """
 
     name = "tegrastats"
+    _thread_name = "tegrastats-reader"
+    _stop_warning = "tegrastats reader did not stop within %.1f s; killing its child"
 
     def __init__(
         self,
@@ -452,26 +453,19 @@ class TegrastatsReader:
             raise ValueError(
                 f"need 0 < backoff_initial_s <= backoff_max_s, got {backoff_initial_s} and {backoff_max_s}"
             )
+        super().__init__(clock, interval_s)
         self._runner = runner
-        self._clock = clock
-        self._interval_s = interval_s
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self._on_event = on_event
         # The first line of a fresh child comes after one interval plus the program's start-up (a Python
         # emulator needs a few hundred ms on a loaded machine): no stall verdict before that.
         self._startup_grace_s = startup_grace_s
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
         self._proc: Optional[StreamingProcess] = None
-        self._latest: Optional[TelemetrySample] = None
-        self._started_at: Optional[float] = None
         self._restarts = 0
         self._parse_errors = 0
         self._lines_read = 0
         self._stale_reported = False
-        self.failure: Optional[BaseException] = None  # set when the worker died of a bug
 
     # -- public --
 
@@ -496,42 +490,14 @@ class TegrastatsReader:
         with self._lock:
             return self._lines_read
 
-    def start(self) -> None:
-        if self._thread is not None:
-            raise TelemetryError("TegrastatsReader already started")
-        self._stop.clear()
-        with self._lock:
-            self._started_at = self._clock.monotonic()
-        self._thread = threading.Thread(target=self._run, name="tegrastats-reader", daemon=True)
-        self._thread.start()
-
     def stop(self, timeout_s: float = 2.0) -> None:
-        self._stop.set()
         thread = self._thread
-        if thread is not None:
-            thread.join(timeout_s)
-            if thread.is_alive():
-                log.warning("tegrastats reader did not stop within %.1f s; killing its child", timeout_s)
+        super().stop(timeout_s)
         # Normally the worker has already killed its child; this covers a worker stuck elsewhere.
         with self._lock:
             proc = self._proc
         if proc is not None and (thread is None or thread.is_alive()):
             _end_child(proc)
-        self._thread = None
-
-    def latest(self) -> Optional[TelemetrySample]:
-        with self._lock:
-            return self._latest
-
-    def is_stale(self) -> bool:
-        now = self._clock.monotonic()
-        limit_s = _STALE_INTERVALS * self._interval_s
-        with self._lock:
-            if self._latest is not None:
-                return now - self._latest.t_mono_s > limit_s
-            if self._started_at is None:
-                return True
-            return now - self._started_at > limit_s
 
     # -- worker --
 
@@ -547,7 +513,7 @@ class TegrastatsReader:
         stale = self.is_stale()
         if stale and not self._stale_reported:
             self._stale_reported = True
-            limit_s = _STALE_INTERVALS * self._interval_s
+            limit_s = STALE_INTERVALS * self._interval_s
             self._emit("telemetry_stale", f"no good tegrastats reading for {limit_s:.2f} s")
         elif not stale and self._stale_reported:
             self._stale_reported = False
@@ -653,7 +619,7 @@ class TegrastatsReader:
                     buf = b""
                 if bad_run >= _GARBAGE_RUN:
                     return f"printed {bad_run} unparseable lines in a row", good_any
-            stall_s = _STALE_INTERVALS * self._interval_s
+            stall_s = STALE_INTERVALS * self._interval_s
             if last_good_at is not None:
                 stalled = now - last_good_at > stall_s
             else:

@@ -361,12 +361,15 @@ def _orin_physics(cooling: Mapping[str, CoolingSpec], throttle_cap_hz: int) -> P
 
 
 # Orin Nano / NX developer kit (same carrier and heatsink): with the fan, R from sample 29 (tj 54 °C at
-# 12.5 W, ambient taken as 25 °C) = 2.3 °C/W; passive and enclosure are estimates. C = 60 J/°C (module plus
+# 12.5 W, ambient taken as 25 °C) = 2.3 °C/W; passive and enclosure are estimates. "enclosure" is the fan
+# heatsink inside a vented camera box: the fan recirculates warmer air (worse than open air), but still moves
+# it (better than no fan); 3.0 °C/W puts full load at 45 °C ambient over the 99 °C trip in 25W/MAXN_SUPER
+# (≥ 23 W) and under it in 15W (≤ 14.3 W), the trade a hot-site operator faces. C = 60 J/°C (module plus
 # ~60 g aluminium heatsink) gives τ = 138 s with the fan.
 _ORIN_DEVKIT_COOLING = {
     "fan": CoolingSpec(2.3, 60.0),
     "passive": CoolingSpec(5.0, 60.0),
-    "enclosure": CoolingSpec(7.5, 60.0),
+    "enclosure": CoolingSpec(3.0, 60.0),
 }
 
 _JP6_ORIN_NANO_TEGRASTATS = TegrastatsSpec(

@@ -122,7 +122,8 @@ def test_worse_cooling_runs_hotter() -> None:
         phys = _physics("orin-nano-super", "15W", cooling=cooling)
         phys.step(10_000.0, 1.0)
         temps[cooling] = phys.tj_c
-    assert temps["fan"] < temps["passive"] < temps["enclosure"]
+    # The enclosure keeps the fan (recirculating warmer air): worse than open air, better than no fan at all.
+    assert temps["fan"] < temps["enclosure"] < temps["passive"]
     phys = _physics("orin-nano-super", "15W")
     phys.set_controls(phys.mode_cap_hz, phys.devfreq_max_hz, phys.devfreq_min_hz, 6, 4, cooling_failed=True)
     phys.step(10_000.0, 1.0)
@@ -136,7 +137,7 @@ def test_throttling_engages_at_the_trip_and_releases_below_hysteresis() -> None:
     phys.step(0.0, 1.0)
     assert not phys.throttled and phys.gpu_freq_hz == 1020 * MHZ
     fast_before = phys.inference_time_s(8)
-    phys.step(1.0, 1.0)  # enclosure at ~27 W: steady state far above 99 °C
+    phys.step(10.0, 1.0)  # enclosure at ~27 W: steady state (25 + 3.0·27 °C) above 99 °C
     assert phys.tj_c >= 99.0
     assert phys.throttled and phys.throttle_events == 1
     assert phys.gpu_freq_hz == 612 * MHZ  # the profile's throttle cap

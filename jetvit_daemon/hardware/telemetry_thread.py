@@ -1,0 +1,89 @@
+"""The thread lifecycle and staleness rule that every threaded `TelemetrySource` shares.
+
+`ThreadedTelemetry` owns the worker thread, its stop event, the lock-guarded newest sample and the
+`is_stale()` verdict; a source (tegrastats, sysfs, jtop) subclasses it and writes only its loop body, `_run()`.
+"""
+
+import abc
+import logging
+import threading
+from typing import Optional
+
+from jetvit_daemon.clock import Clock
+from jetvit_daemon.errors import TelemetryError
+from jetvit_daemon.hardware.base import TelemetrySample
+
+__all__ = ["STALE_INTERVALS", "ThreadedTelemetry"]
+
+STALE_INTERVALS = 3  # no good reading for this many intervals: stale (TelemetrySource contract)
+
+
+class ThreadedTelemetry(abc.ABC):
+    """The `start`/`stop`/`latest`/`is_stale` half of a `TelemetrySource` that polls on its own thread.
+
+    >>> class Constant(ThreadedTelemetry):                                 # doctest: +SKIP
+    ...     name, _thread_name = "constant", "constant-telemetry"
+    ...     def _run(self):
+    ...         while not self._stop.is_set():
+    ...             with self._lock:
+    ...                 self._latest = TelemetrySample(t_mono_s=self._clock.monotonic())
+    ...             self._stop.wait(self._interval_s)
+    >>> source = Constant(SystemClock(), interval_s=1.0)                    # doctest: +SKIP
+    >>> source.start(); source.latest(); source.is_stale(); source.stop()   # doctest: +SKIP
+
+    `_run()` is the worker thread's whole body: it loops until `self._stop` is set, stores each sample in
+    `self._latest` under `self._lock`, and sets `failure` if it dies of a bug. Staleness is judged on the
+    injected clock: no sample for `STALE_INTERVALS` intervals since the last one (or since `start()`).
+    `latest()` and `is_stale()` are thread-safe; `start()`/`stop()` belong to the owner.
+    """
+
+    name: str
+    _thread_name = "telemetry"  # the worker thread's name
+    _stop_warning = "telemetry thread did not stop within %.1f s"  # logged with the timeout
+
+    def __init__(self, clock: Clock, interval_s: float) -> None:
+        self._clock = clock
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._latest: Optional[TelemetrySample] = None
+        self._started_at: Optional[float] = None
+        self.failure: Optional[BaseException] = None  # set when the worker died of a bug
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise TelemetryError(f"{type(self).__name__} already started")
+        self._stop.clear()
+        with self._lock:
+            self._started_at = self._clock.monotonic()
+        self._thread = threading.Thread(target=self._run, name=self._thread_name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+            if thread.is_alive():
+                # The subclass's module logger, so the warning keeps the logger name it always had.
+                logging.getLogger(type(self).__module__).warning(self._stop_warning, timeout_s)
+        self._thread = None
+
+    def latest(self) -> Optional[TelemetrySample]:
+        with self._lock:
+            return self._latest
+
+    def is_stale(self) -> bool:
+        now = self._clock.monotonic()
+        limit_s = STALE_INTERVALS * self._interval_s
+        with self._lock:
+            if self._latest is not None:
+                return now - self._latest.t_mono_s > limit_s
+            if self._started_at is None:
+                return True
+            return now - self._started_at > limit_s
+
+    @abc.abstractmethod
+    def _run(self) -> None:
+        """The worker thread's body: poll until `self._stop` is set."""

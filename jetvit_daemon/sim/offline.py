@@ -1,0 +1,504 @@
+"""Offline policy simulation: hours of load against a policy in seconds.
+
+The real governor (`governor.loop.Governor`, with the same policy loader and the same `decide()`) runs on a
+virtual clock against `OfflinePlatform`: the simulated board's physics (`sim/board.py`) and its real nvpmodel
+conf (same reboot rules, same frequency snapping), in-process, without files or subprocesses. A queueing model
+of the pipeline stands in for the cameras and the inference stage: frames arrive from the scenario's cameras,
+wait in a bounded queue (oldest dropped when full), and are served in batches whose duration is the board's
+ViT inference time at the GPU clock of the moment.
+
+Baselines for comparison: `static:MODE` (that mode, GPU uncapped, batch 4 throughout) and `threshold`
+(every 5 s: board power above a threshold → the lowest mode, below → the highest; the naive script).
+"""
+
+import collections
+import csv
+import heapq
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from jetvit_daemon.clock import ManualClock
+from jetvit_daemon.errors import ActuationError, ConfigError, RebootRequiredError
+from jetvit_daemon.governor.decide import PipelineView
+from jetvit_daemon.governor.loop import Governor
+from jetvit_daemon.governor.policy import Policy, load_policy
+from jetvit_daemon.hardware.base import GpuFreqState, Platform, PowerMode, TelemetrySample
+from jetvit_daemon.hardware.nvpmodel import ConfMode, NvpmodelConf, reboot_reason
+from jetvit_daemon.hardware.sensors import thermal_name
+from jetvit_daemon.sim.board import BoardPhysics
+from jetvit_daemon.sim.boards import get_profile, load_conf, snap_down_hz
+from jetvit_daemon.sim.scenario import Scenario
+
+BASELINE_BATCH = 4  # the static and threshold baselines' fixed batch size
+THRESHOLD_EVERY_S = 5.0  # the threshold script's period
+QUEUE_SIZE = 64  # the daemon's default pipeline.queue_size
+MAX_BATCH_WAIT_S = 0.02  # the daemon's default pipeline.max_batch_wait_ms
+STATS_WINDOW_S = 10.0  # the daemon's default pipeline.stats_window_s
+TELEMETRY_INTERVAL_S = 1.0  # the daemon's default telemetry.interval_s
+DEFAULT_SLO_MS = 250.0  # the shipped policy's latency target, used to score the baselines
+
+
+class OfflinePlatform(Platform):
+    """The simulated board in-process, for the offline simulator. One thread (the simulation loop)."""
+
+    def __init__(self, physics: BoardPhysics, conf: NvpmodelConf, description: str,
+                 boot_mode: Optional[str] = None) -> None:
+        self.description = description
+        self.physics = physics
+        self.conf = conf
+        booted = conf.mode_by_name(boot_mode) if boot_mode is not None else conf.default_mode
+        if booted is None:
+            raise ConfigError(f"no power mode {boot_mode!r} (have: {', '.join(m.name for m in conf.modes)})")
+        self._mode: ConfMode = booted
+        physics.apply_mode(conf, self._mode)
+        self._sample: Optional[TelemetrySample] = None
+        self.mode_switches = 0
+        self.cap_changes = 0
+
+    def start(self) -> None:
+        pass
+
+    def stop(self, restore: bool = True) -> None:
+        pass
+
+    def publish(self, sample: TelemetrySample) -> None:
+        self._sample = sample
+
+    def latest_telemetry(self) -> Optional[TelemetrySample]:
+        return self._sample
+
+    def power_modes(self) -> Sequence[PowerMode]:
+        return self.conf.power_modes
+
+    def current_mode(self) -> PowerMode:
+        return self._mode.power_mode
+
+    def set_mode(self, name: str) -> PowerMode:
+        target = self.conf.mode_by_name(name)
+        if target is None:
+            raise ActuationError(f"no power mode {name!r} in this board's conf "
+                                 f"(have: {', '.join(m.name for m in self.conf.modes)})")
+        if target.id == self._mode.id:
+            return target.power_mode
+        reason = reboot_reason(self._mode.power_mode, target.power_mode)
+        if reason is not None:
+            raise RebootRequiredError(reason)
+        self.physics.apply_mode(self.conf, target)
+        self._mode = target
+        self.mode_switches += 1
+        return target.power_mode
+
+    def gpu_freq_state(self) -> GpuFreqState:
+        p = self.physics
+        return GpuFreqState(available_hz=list(p.table_hz()), min_hz=p.devfreq_min_hz, max_hz=p.devfreq_max_hz,
+                            cur_hz=p.gpu_cur_freq_hz)
+
+    def set_gpu_cap_hz(self, cap_hz: Optional[int]) -> int:
+        p = self.physics
+        table = p.table_hz()
+        mode_max = self._mode.power_mode.gpu_max_freq_hz or table[-1]
+        target = snap_down_hz(table, min(cap_hz if cap_hz is not None else mode_max, mode_max))
+        if target != p.devfreq_max_hz:
+            self.cap_changes += 1
+            p.set_controls(p.mode_cap_hz, target, min(p.devfreq_min_hz, target), p.online_cores, p.active_tpcs,
+                           p.cpu_freq_ratio, p.cooling_failed)
+        return target
+
+
+# -- controllers ------------------------------------------------------------------------------------------
+
+class Controller:
+    """What decides: the real governor, or a baseline. `tick` is called every `interval_s` of virtual time."""
+
+    name = "controller"
+    interval_s = 1.0
+
+    def start(self, platform: OfflinePlatform, set_batch: Callable[[int], int]) -> None: ...
+
+    def tick(self) -> None: ...
+
+    def state_name(self) -> str:
+        return self.name
+
+
+class PolicyController(Controller):
+    def __init__(self, policy: Policy, clock: ManualClock, pipeline_view: Callable[[], PipelineView],
+                 name: str) -> None:
+        self.policy = policy
+        self.name = name
+        self.interval_s = policy.interval_s
+        self._clock = clock
+        self._view = pipeline_view
+        self.governor: Optional[Governor] = None
+
+    def start(self, platform: OfflinePlatform, set_batch: Callable[[int], int]) -> None:
+        self.governor = Governor(platform, self.policy, self._view, set_batch, self._clock,
+                                 telemetry_max_age_s=3 * TELEMETRY_INTERVAL_S + 0.5)
+
+    def tick(self) -> None:
+        assert self.governor is not None
+        self.governor.tick()
+
+    def state_name(self) -> str:
+        assert self.governor is not None
+        return str(self.governor.status()["state"])
+
+
+class StaticController(Controller):
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.name = f"static:{mode}"
+        self.interval_s = 3600.0
+
+    def start(self, platform: OfflinePlatform, set_batch: Callable[[int], int]) -> None:
+        platform.set_mode(self.mode)
+        platform.set_gpu_cap_hz(None)
+        set_batch(BASELINE_BATCH)
+
+
+class ThresholdController(Controller):
+    """Every 5 s: board power above `threshold_w` → `low`, else → `high` (modes in one reboot group)."""
+
+    def __init__(self, low: str, high: str, threshold_w: float) -> None:
+        self.low, self.high, self.threshold_w = low, high, threshold_w
+        self.name = "threshold"
+        self.interval_s = THRESHOLD_EVERY_S
+        self._platform: Optional[OfflinePlatform] = None
+
+    def start(self, platform: OfflinePlatform, set_batch: Callable[[int], int]) -> None:
+        self._platform = platform
+        platform.set_mode(self.high)
+        set_batch(BASELINE_BATCH)
+
+    def tick(self) -> None:
+        assert self._platform is not None
+        sample = self._platform.latest_telemetry()
+        if sample is None or sample.board_power_w is None:
+            return
+        self._platform.set_mode(self.low if sample.board_power_w > self.threshold_w else self.high)
+        self._platform.set_gpu_cap_hz(None)
+
+
+def threshold_for(conf: NvpmodelConf, physics: BoardPhysics) -> ThresholdController:
+    """The naive script on this board: lowest and highest mode of the default mode's reboot group, threshold at
+    the lowest mode's nominal watts (its name, e.g. 15W) or else halfway between their full-load powers."""
+    group = [m for m in conf.modes
+             if reboot_reason(conf.default_mode.power_mode, m.power_mode) is None]
+
+    def full_load_w(m: ConfMode) -> float:
+        probe = BoardPhysics(physics.profile, physics.cooling, physics.ambient_c)
+        probe.apply_mode(conf, m)
+        probe.step(0.0, 1.0)
+        return probe.power_w
+
+    ranked = sorted(group, key=full_load_w)
+    low, high = ranked[0], ranked[-1]
+    nominal = re.match(r"^(?:MODE_)?(\d+)W", low.name)
+    threshold = float(nominal.group(1)) if nominal else (full_load_w(low) + full_load_w(high)) / 2.0
+    return ThresholdController(low.name, high.name, threshold)
+
+
+# -- the pipeline model -------------------------------------------------------------------------------------
+
+class _Camera:
+    def __init__(self, fps: float, activity: Any, rng: np.random.Generator) -> None:
+        self.period_s = 1.0 / fps
+        self.next_frame_s = float(rng.uniform(0.0, self.period_s))
+        self.bursty = activity != "always"
+        self.on_mean_s = getattr(activity, "on_mean_s", 0.0)
+        self.off_mean_s = getattr(activity, "off_mean_s", 0.0)
+        self.rng = rng
+        self.active = True if not self.bursty else bool(rng.uniform() < self.on_mean_s /
+                                                         (self.on_mean_s + self.off_mean_s))
+        self.toggle_s = math.inf if not self.bursty else float(
+            rng.exponential(self.on_mean_s if self.active else self.off_mean_s))
+
+    def frames(self, t0: float, t1: float, out: List[float]) -> None:
+        while self.toggle_s < t1:
+            self.active = not self.active
+            self.toggle_s += float(self.rng.exponential(self.on_mean_s if self.active else self.off_mean_s))
+        t = self.next_frame_s
+        while t < t1:
+            if self.active:
+                out.append(t)
+            t += self.period_s
+        self.next_frame_s = t
+
+
+@dataclass
+class SimResult:
+    summary: Dict[str, Any]
+    timeline: List[Dict[str, Any]] = field(default_factory=list)
+
+
+class _Windows:
+    """Sliding-window statistics the governor sees (as the daemon's PipelineStats)."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self.steps: Deque[Tuple[float, int, int, int]] = collections.deque()  # (t, arrived, processed, dropped)
+        self.latencies: Deque[Tuple[float, float]] = collections.deque()
+        self.arrived = self.processed = self.dropped = 0
+
+    def add_step(self, t: float, arrived: int, processed: int, dropped: int) -> None:
+        self.steps.append((t, arrived, processed, dropped))
+        self.arrived += arrived
+        self.processed += processed
+        self.dropped += dropped
+        horizon = t - self.window_s
+        while self.steps and self.steps[0][0] <= horizon:
+            _, a, p, d = self.steps.popleft()
+            self.arrived -= a
+            self.processed -= p
+            self.dropped -= d
+        while self.latencies and self.latencies[0][0] <= horizon:
+            self.latencies.popleft()
+
+    def p95_s(self) -> Optional[float]:
+        n = len(self.latencies)
+        if n == 0:
+            return None
+        k = max(1, math.ceil(0.05 * n))
+        return heapq.nlargest(k, (lat for _, lat in self.latencies))[-1]
+
+
+def make_controller(spec: str, clock: ManualClock, view: Callable[[], PipelineView], conf: NvpmodelConf,
+                    physics: BoardPhysics, scenario: Scenario) -> Tuple[Controller, float]:
+    """The controller named by `spec` (a policy file, `static:MODE` or `threshold`) and its SLO target (s)."""
+    if spec.startswith("static:"):
+        return StaticController(spec.split(":", 1)[1]), DEFAULT_SLO_MS / 1000.0
+    if spec == "threshold":
+        return threshold_for(conf, physics), DEFAULT_SLO_MS / 1000.0
+    policy = load_policy(Path(spec))
+    if scenario.power_budget_w is not None and policy.power_budget.watts is None:
+        policy = policy.model_copy(update={"power_budget": policy.power_budget.model_copy(
+            update={"watts": scenario.power_budget_w})})
+    target_ms = policy.slo.latency_p95_ms or DEFAULT_SLO_MS
+    return PolicyController(policy, clock, view, name=Path(spec).name), target_ms / 1000.0
+
+
+def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: Optional[float] = None,
+             seed: int = 0, dt_s: float = 0.1, timeline: bool = True) -> SimResult:
+    """Run `scenario` on the simulated `board` under a policy file, `static:MODE` or `threshold`."""
+    profile = get_profile(board)
+    conf = load_conf(profile)
+    physics = BoardPhysics(profile, scenario.cooling, scenario.ambient_c)
+    # static:MODE boots the board in that mode, as an operator would (rebooting if the mode needs it).
+    boot_mode = controller_spec.split(":", 1)[1] if controller_spec.startswith("static:") else None
+    if boot_mode is not None and conf.mode_by_name(boot_mode) is None:
+        raise ConfigError(f"static:{boot_mode}: no such power mode on {profile.name} "
+                          f"(have: {', '.join(m.name for m in conf.modes)})")
+    platform = OfflinePlatform(physics, conf, f"simulated {profile.long_name}", boot_mode)
+    clock = ManualClock(start_s=0.0, wall_offset_s=0.0)
+    rng = np.random.default_rng(seed)
+    cameras = [_Camera(g.fps, g.activity, rng) for g in scenario.cameras for _ in range(g.count)]
+    duration = scenario.duration_s if duration_s is None else duration_s
+
+    queue: Deque[float] = collections.deque()
+    windows = _Windows(STATS_WINDOW_S)
+    batch = [BASELINE_BATCH]
+
+    def set_batch(n: int) -> int:
+        batch[0] = max(1, min(int(n), 32))
+        return batch[0]
+
+    def view() -> PipelineView:
+        span = min(windows.window_s, max(clock.monotonic(), dt_s))
+        return PipelineView(arrival_fps=windows.arrived / span, processed_fps=windows.processed / span,
+                            dropped_fps=windows.dropped / span, queue_depth=len(queue),
+                            latency_p95_s=windows.p95_s(), batch_size=batch[0])
+
+    controller, slo_s = make_controller(controller_spec, clock, view, conf, physics, scenario)
+    budget_w = scenario.power_budget_w
+    zone_names = {z.type: thermal_name(z.type) for z in profile.thermal_zones}
+
+    def publish() -> None:
+        temps = {zone_names[k]: v for k, v in physics.zone_temps_c().items() if v is not None}
+        platform.publish(TelemetrySample(
+            t_mono_s=clock.monotonic(), gpu_load_pct=physics.gpu_util * 100.0, gpu_freq_hz=physics.gpu_freq_hz,
+            board_power_w=physics.power_w, temps_c=temps, rails_w=dict(physics.rails_w)))
+
+    physics.step(0.0, 0.0)
+    publish()
+    controller.start(platform, set_batch)
+
+    offered = processed = dropped = violations = 0
+    energy_j = 0.0
+    temp_max_c = physics.tj_c
+    busy_until = 0.0
+    next_tick_s = 0.0
+    next_telemetry_s = TELEMETRY_INTERVAL_S
+    next_row_s = 0.0
+    budget_window: Deque[Tuple[float, float]] = collections.deque()
+    budget_sum = 0.0
+    budget_exceeded_s = 0.0
+    row_arrived = row_processed = 0
+    rows: List[Dict[str, Any]] = []
+    arrivals: List[float] = []
+    steps = round(duration / dt_s)
+    for i in range(steps):
+        t0 = i * dt_s
+        t1 = t0 + dt_s
+        if t0 >= next_tick_s:
+            controller.tick()
+            next_tick_s += controller.interval_s
+        arrivals.clear()
+        for cam in cameras:
+            cam.frames(t0, t1, arrivals)
+        if len(cameras) > 1:
+            arrivals.sort()
+        step_dropped = 0
+        for t in arrivals:
+            queue.append(t)
+            if len(queue) > QUEUE_SIZE:
+                queue.popleft()
+                step_dropped += 1
+        offered += len(arrivals)
+        # Serve batches that start within this step.
+        busy_s = max(0.0, min(busy_until, t1) - t0)
+        step_processed = 0
+        b = batch[0]
+        while queue:
+            start = max(busy_until, queue[0])
+            if start >= t1:
+                break
+            if len(queue) < b:
+                # The inference stage waits up to max_batch_wait for the batch to fill.
+                start = max(start, min(queue[0] + MAX_BATCH_WAIT_S, t1))
+            n = 0
+            for t in queue:
+                if t > start or n == b:
+                    break
+                n += 1
+            if n == 0:
+                break
+            finish = start + physics.inference_time_s(n)
+            for _ in range(n):
+                latency = finish - queue.popleft()
+                windows.latencies.append((finish, latency))
+                if latency > slo_s:
+                    violations += 1
+            step_processed += n
+            busy_s += min(finish, t1) - start
+            busy_until = finish
+        processed += step_processed
+        dropped += step_dropped
+        windows.add_step(t1, len(arrivals), step_processed, step_dropped)
+        row_arrived += len(arrivals)
+        row_processed += step_processed
+
+        physics.step(dt_s, busy_s / dt_s)
+        clock.advance(dt_s)
+        energy_j += physics.power_w * dt_s
+        temp_max_c = max(temp_max_c, physics.tj_c)
+        if budget_w is not None:
+            budget_window.append((t1, physics.power_w))
+            budget_sum += physics.power_w
+            while budget_window and budget_window[0][0] <= t1 - 30.0:
+                budget_sum -= budget_window.popleft()[1]
+            if budget_sum / len(budget_window) > budget_w:
+                budget_exceeded_s += dt_s
+        if t1 >= next_telemetry_s - 1e-9:
+            publish()
+            next_telemetry_s += TELEMETRY_INTERVAL_S
+        if timeline and t1 >= next_row_s + 1.0 - 1e-9:
+            p95 = windows.p95_s()
+            rows.append({
+                "t_s": round(t1, 3), "state": controller.state_name(), "mode": platform.current_mode().name,
+                "gpu_cap_mhz": physics.devfreq_max_hz // 1_000_000, "gpu_freq_mhz": physics.gpu_freq_hz // 1_000_000,
+                "batch_size": batch[0], "power_w": round(physics.power_w, 3), "temp_c": round(physics.tj_c, 2),
+                "throttled": int(physics.throttled), "fps_offered": row_arrived / (t1 - next_row_s),
+                "fps_processed": row_processed / (t1 - next_row_s), "queue_depth": len(queue),
+                "latency_p95_ms": None if p95 is None else round(p95 * 1000.0, 1),
+            })
+            next_row_s = t1
+            row_arrived = row_processed = 0
+
+    violations += dropped
+    summary: Dict[str, Any] = {
+        "board": profile.name,
+        "controller": controller.name,
+        "scenario": scenario.name,
+        "duration_s": duration,
+        "seed": seed,
+        "frames_offered": offered,
+        "frames_processed": processed,
+        "frames_dropped": dropped,
+        "frames_in_flight": len(queue),
+        "slo_target_ms": slo_s * 1000.0,
+        "slo_violations": violations,
+        "slo_violation_ratio": violations / offered if offered else 0.0,
+        "energy_j": energy_j,
+        "energy_per_frame_j": energy_j / processed if processed else None,
+        "mean_power_w": energy_j / duration,
+        "temp_max_c": temp_max_c,
+        "throttled_s": physics.throttled_time_s,
+        "throttle_events": physics.throttle_events,
+        "actuations": platform.mode_switches + platform.cap_changes,
+        "mode_switches": platform.mode_switches,
+        "gpu_cap_changes": platform.cap_changes,
+        "power_budget_w": budget_w,
+        "budget_exceeded_s": budget_exceeded_s if budget_w is not None else None,
+    }
+    return SimResult(summary=summary, timeline=rows)
+
+
+def write_outputs(result: SimResult, out_dir: Path) -> List[Path]:
+    """timeline.csv, summary.json and (with matplotlib, the `plot` extra) timeline.png in `out_dir`."""
+    import json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    csv_path = out_dir / "timeline.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+        if result.timeline:
+            writer = csv.DictWriter(f, fieldnames=list(result.timeline[0]))
+            writer.writeheader()
+            writer.writerows(result.timeline)
+    written.append(csv_path)
+    summary_path = out_dir / "summary.json"
+    summary_path.write_text(json.dumps(result.summary, indent=1) + "\n", encoding="utf-8")
+    written.append(summary_path)
+    png = plot_timeline(result, out_dir / "timeline.png")
+    if png is not None:
+        written.append(png)
+    return written
+
+
+def plot_timeline(result: SimResult, path: Path) -> Optional[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = result.timeline
+    if not rows:
+        return None
+    t = [r["t_s"] / 60.0 for r in rows]
+    panels = [("temp_c", "°C"), ("power_w", "W"), ("gpu_cap_mhz", "GPU cap MHz"), ("batch_size", "batch"),
+              ("fps_processed", "frames/s")]
+    fig, axes = plt.subplots(len(panels) + 1, 1, figsize=(10, 12), sharex=True)
+    for ax, (key, label) in zip(axes, panels):
+        ax.plot(t, [r[key] for r in rows], lw=0.8)
+        ax.set_ylabel(label)
+    axes[-2].plot(t, [r["fps_offered"] for r in rows], lw=0.6, alpha=0.6, label="offered")
+    axes[-2].legend(loc="upper right")
+    modes = sorted({r["mode"] for r in rows})
+    axes[-1].step(t, [modes.index(r["mode"]) for r in rows], where="post", lw=0.8)
+    axes[-1].set_yticks(range(len(modes)))
+    axes[-1].set_yticklabels(modes)
+    axes[-1].set_ylabel("mode")
+    axes[-1].set_xlabel("minutes")
+    s = result.summary
+    fig.suptitle(f"{s['controller']} on {s['board']}, scenario {s['scenario']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
