@@ -6,16 +6,28 @@ Rules, most urgent first:
   stale telemetry for `after_s`   → the policy's safe state
   temperature ≥ critical          → the lowest state at once
   temperature ≥ hot               → step down, and hold (no step up) until below hot − hysteresis
-  board power over the budget     → step down
-  SLO at risk for `up_after_s`    → step up, if below warm and within the budget
-  headroom for `down_after_s`     → step down (after `min_state_s` in the state)
+  board power over the budget     → step down to a state measured within the budget
+  SLO at risk for `up_after_s`    → step up, if below warm and within the budget: straight to the lowest state
+                                    whose measured capacity covers demand × (1 + margin)
+  headroom for `down_after_s`     → step down, only if the lower state's measured capacity still covers
+                                    demand × (1 + margin) (after `min_state_s` in the state)
+
+What the governor learns per state (carried in `Memory.learned`): its capacity in frames/s (processed rate over
+the share of time inference was busy, measured only while saturated, once the state has held for a stats
+window) and the board power in it. A lower state never seen saturated is explored one rung at a time, slowly.
 """
 
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 from jetvit_daemon.governor.policy import Policy
 from jetvit_daemon.hardware.base import TelemetrySample
+
+# Weight of a new measurement in a state's learned capacity and power (exponential moving average): a few
+# ticks of a settled state dominate, one odd tick does not.
+LEARN_WEIGHT = 0.2
+# A state's power is learned once it has held this long: the board's rails settle within a second or two.
+POWER_SETTLE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,14 @@ class PipelineView:
     queue_depth: int
     latency_p95_s: Optional[float]
     batch_size: int
+    arrival_recent_fps: Optional[float] = None  # over the last couple of seconds
+    busy_fraction: Optional[float] = None  # share of the window the inference stage was busy
+    window_s: float = 10.0  # the window of the rates and percentiles above
+
+    @property
+    def demand_fps(self) -> float:
+        recent = self.arrival_recent_fps if self.arrival_recent_fps is not None else 0.0
+        return max(self.arrival_fps, recent)
 
 
 @dataclass(frozen=True)
@@ -37,6 +57,13 @@ class Observation:
     telemetry_fresh: bool
     pipeline: PipelineView
     board_power_avg_w: Optional[float]  # over the policy's budget window
+    state_applied: bool = True  # the hardware has converged to the current state (learning is valid)
+
+
+@dataclass(frozen=True)
+class Learned:
+    capacity_fps: Optional[float] = None
+    power_w: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +76,7 @@ class Memory:
     up_since_s: Optional[float] = None
     down_since_s: Optional[float] = None
     stale_since_s: Optional[float] = None
+    learned: Tuple[Learned, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,7 +91,7 @@ class Decision:
 
 
 def initial_memory(policy: Policy, now_s: float) -> Memory:
-    return Memory(index=policy.start_index, entered_s=now_s)
+    return Memory(index=policy.start_index, entered_s=now_s, learned=tuple(Learned() for _ in policy.ladder))
 
 
 def _move(policy: Policy, memory: Memory, index: int, rule: str, reason: str, now_s: float) -> Decision:
@@ -77,38 +105,108 @@ def _hold(memory: Memory, reason: str) -> Decision:
     return Decision(index=memory.index, rule="hold", reason=reason, memory=memory)
 
 
-def slo_at_risk(policy: Policy, p: PipelineView) -> Optional[str]:
+def _ewma(old: Optional[float], new: float) -> float:
+    return new if old is None else old + LEARN_WEIGHT * (new - old)
+
+
+def learn(policy: Policy, obs: Observation, memory: Memory) -> Memory:
+    """Fold this tick's measurements of the current state into what the governor knows of it."""
+    learned = list(memory.learned) + [Learned()] * (len(policy.ladder) - len(memory.learned))
+    learned = learned[: len(policy.ladder)]
+    in_state_s = obs.now_s - memory.entered_s
+    if obs.state_applied:
+        current = learned[memory.index]
+        p = obs.pipeline
+        busy = p.busy_fraction
+        saturated = busy is not None and busy >= policy.capacity.min_busy and p.queue_depth >= p.batch_size
+        if in_state_s >= p.window_s and saturated and p.processed_fps > 0 and busy is not None:
+            # Processed frames over the share of time spent processing: what the state would do at 100 %.
+            current = replace(current, capacity_fps=_ewma(current.capacity_fps, p.processed_fps / busy))
+        power = obs.telemetry.board_power_w if obs.telemetry is not None else None
+        if in_state_s >= POWER_SETTLE_S and power is not None:
+            current = replace(current, power_w=_ewma(current.power_w, power))
+        learned[memory.index] = current
+    return replace(memory, learned=tuple(learned))
+
+
+def slo_at_risk(policy: Policy, p: PipelineView, capacity_fps: Optional[float] = None) -> Optional[str]:
     """Why the service-level objective is at risk, or None."""
     target_ms = policy.slo.latency_p95_ms
     if target_ms is not None and p.latency_p95_s is not None and p.latency_p95_s * 1000.0 > target_ms:
         return f"latency p95 {p.latency_p95_s * 1000.0:.0f} ms > target {target_ms:.0f} ms"
     if p.dropped_fps > 0:
         return f"dropping {p.dropped_fps:.1f} frames/s"
-    if p.queue_depth > 2 * max(1, p.batch_size) and p.processed_fps < p.arrival_fps:
-        return f"backlog of {p.queue_depth} frames growing ({p.arrival_fps:.1f} in, {p.processed_fps:.1f} out per s)"
+    if p.queue_depth > 2 * max(1, p.batch_size) and p.processed_fps < p.demand_fps:
+        return f"backlog of {p.queue_depth} frames growing ({p.demand_fps:.1f} in, {p.processed_fps:.1f} out per s)"
     if policy.slo.min_fps is not None and p.arrival_fps >= policy.slo.min_fps > p.processed_fps:
         return f"processing {p.processed_fps:.1f} frames/s < minimum {policy.slo.min_fps:.1f}"
+    near = policy.capacity.near_ratio
+    if capacity_fps is not None and p.demand_fps >= near * capacity_fps:
+        return (f"demand {p.demand_fps:.1f} frames/s ≥ {near:.0%} of this state's measured capacity "
+                f"{capacity_fps:.1f}")
     return None
 
 
 def has_headroom(policy: Policy, p: PipelineView) -> Optional[str]:
-    """Why the current state is more than needed, or None."""
+    """Why the current state looks like more than needed, or None."""
     if p.dropped_fps > 0 or p.queue_depth > max(1, p.batch_size):
         return None
     target_ms = policy.slo.latency_p95_ms
+    ratio = policy.capacity.headroom_latency_ratio
     if target_ms is not None:
-        if p.latency_p95_s is None or p.latency_p95_s * 1000.0 > 0.5 * target_ms:
+        if p.latency_p95_s is None or p.latency_p95_s * 1000.0 > ratio * target_ms:
             return None
-        return f"latency p95 {p.latency_p95_s * 1000.0:.0f} ms ≤ half the {target_ms:.0f} ms target, no backlog"
+        return (f"latency p95 {p.latency_p95_s * 1000.0:.0f} ms ≤ {ratio:.0%} of the {target_ms:.0f} ms target, "
+                "no backlog")
     return "no backlog, no drops"
 
 
-def decide(policy: Policy, obs: Observation, memory: Memory) -> Decision:
+def capacity_of(memory: Memory, j: int, state_freqs_hz: Optional[Sequence[float]]) -> Optional[float]:
+    """State j's capacity: measured, or else scaled by GPU clock from the nearest measured state (inference
+    time of a GPU-bound ViT goes as 1/f, docs/SIMULATION.md "Inference time"); None when nothing is known."""
+    measured = memory.learned[j].capacity_fps
+    if measured is not None or not state_freqs_hz:
+        return measured
+    known = [(abs(i - j), i) for i, lr in enumerate(memory.learned) if lr.capacity_fps is not None]
+    if not known:
+        return None
+    ref = min(known)[1]
+    ref_cap = memory.learned[ref].capacity_fps
+    assert ref_cap is not None
+    return ref_cap * state_freqs_hz[j] / state_freqs_hz[ref]
+
+
+def _within_budget(policy: Policy, learned: Learned, share: float = 1.0) -> bool:
+    budget = policy.power_budget.watts
+    return budget is None or learned.power_w is None or learned.power_w <= share * budget
+
+
+def _step_up_target(policy: Policy, memory: Memory, demand_fps: float,
+                    state_freqs_hz: Optional[Sequence[float]]) -> int:
+    """The lowest state above the current one whose (measured or clock-scaled) capacity covers demand ×
+    (1 + margin); with nothing known, the next rung; never a state measured over the power budget."""
+    need = demand_fps * (1.0 + policy.capacity.margin)
+    target = memory.index
+    for j in range(memory.index + 1, len(policy.ladder)):
+        if not _within_budget(policy, memory.learned[j], 0.98):
+            break
+        target = j
+        cap = capacity_of(memory, j, state_freqs_hz)
+        if cap is None or cap >= need:
+            break
+    return target
+
+
+def decide(policy: Policy, obs: Observation, memory: Memory,
+           state_freqs_hz: Optional[Sequence[float]] = None) -> Decision:
+    """`state_freqs_hz`: each ladder state's GPU clock limit on this board (its cap, else its mode's maximum,
+    else the table's top), for estimating the capacity of states not measured yet; None: no estimates."""
     now = obs.now_s
     top = len(policy.ladder) - 1
     index = min(memory.index, top)  # a reloaded policy may have fewer states
     if index != memory.index:
         memory = replace(memory, index=index)
+    memory = learn(policy, obs, memory)
     in_state_s = now - memory.entered_s
 
     # Stale telemetry: without a temperature we cannot know we are safe.
@@ -119,8 +217,7 @@ def decide(policy: Policy, obs: Observation, memory: Memory) -> Decision:
         target = policy.stale_index
         if stale_for >= policy.stale_telemetry.after_s and index > target:
             return _move(policy, memory, target, "stale",
-                         f"no fresh telemetry for {stale_for:.0f} s ≥ {policy.stale_telemetry.after_s:.0f} s",
-                         now)
+                         f"no fresh telemetry for {stale_for:.0f} s ≥ {policy.stale_telemetry.after_s:.0f} s", now)
         return _hold(memory, f"telemetry stale for {stale_for:.0f} s")
     memory = replace(memory, stale_since_s=None)
 
@@ -137,22 +234,30 @@ def decide(policy: Policy, obs: Observation, memory: Memory) -> Decision:
         if temp >= th.hot_c:
             memory = replace(memory, hot_hold=True)
             if index > 0 and in_state_s >= policy.dwell.up_after_s:
-                return _move(policy, memory, index - 1, "hot",
-                             f"{label} {temp:.1f} °C ≥ hot {th.hot_c:.0f} °C", now)
+                return _move(policy, memory, index - 1, "hot", f"{label} {temp:.1f} °C ≥ hot {th.hot_c:.0f} °C", now)
             return _hold(memory, f"{label} {temp:.1f} °C hot")
         if memory.hot_hold and temp < th.hot_c - th.hysteresis_c:
             memory = replace(memory, hot_hold=False)
 
     budget = policy.power_budget.watts
     power = obs.board_power_avg_w
+    learned = memory.learned
     if budget is not None and power is not None and power > budget:
         memory = replace(memory, up_since_s=None)
-        if index > 0 and in_state_s >= policy.dwell.up_after_s:
-            return _move(policy, memory, index - 1, "budget",
-                         f"board power {power:.1f} W > budget {budget:.1f} W", now)
-        return _hold(memory, "over the power budget")
+        # The average lags: once in a state measured within the budget, wait for the average to follow
+        # instead of stepping further down.
+        state_power = learned[index].power_w
+        if index > 0 and in_state_s >= policy.dwell.up_after_s and not (
+                state_power is not None and state_power <= budget):
+            target = index - 1
+            while target > 0 and not _within_budget(policy, learned[target]):
+                target -= 1
+            return _move(policy, memory, target, "budget",
+                         f"board power {power:.1f} W (average) > budget {budget:.1f} W", now)
+        return _hold(memory, f"board power {power:.1f} W over the {budget:.1f} W budget, settling")
 
-    risk = slo_at_risk(policy, obs.pipeline)
+    p = obs.pipeline
+    risk = slo_at_risk(policy, p, learned[index].capacity_fps)
     if risk is not None:
         since = memory.up_since_s if memory.up_since_s is not None else now
         memory = replace(memory, up_since_s=since, down_since_s=None)
@@ -162,17 +267,43 @@ def decide(policy: Policy, obs: Observation, memory: Memory) -> Decision:
             return _hold(memory, f"{risk}; holding below hot until {label} < {th.hot_c - th.hysteresis_c:.0f} °C")
         if temp is not None and temp >= th.warm_c:
             return _hold(memory, f"{risk}; {label} {temp:.1f} °C ≥ warm {th.warm_c:.0f} °C")
-        if budget is not None and power is not None and power > 0.9 * budget:
-            return _hold(memory, f"{risk}; power {power:.1f} W near the {budget:.1f} W budget")
+        if (budget is not None and power is not None and power > 0.9 * budget
+                and learned[index + 1].power_w is None):
+            return _hold(memory, f"{risk}; power {power:.1f} W near the {budget:.1f} W budget and "
+                                 f"{policy.ladder[index + 1].name} not measured yet")
+        target = _step_up_target(policy, memory, p.demand_fps, state_freqs_hz)
+        if target == index:
+            return _hold(memory, f"{risk}; the next state is measured over the {budget} W budget")
         if now - since >= policy.dwell.up_after_s:
-            return _move(policy, memory, index + 1, "slo", risk, now)
+            return _move(policy, memory, target, "slo", risk, now)
         return _hold(memory, risk)
 
-    room = has_headroom(policy, obs.pipeline)
+    room = has_headroom(policy, p)
     if room is not None and index > 0:
+        need = p.demand_fps * (1.0 + policy.capacity.margin)
+        lower_cap = learned[index - 1].capacity_fps
+        lower_est = capacity_of(memory, index - 1, state_freqs_hz)
+        if lower_est is not None and lower_est < need:
+            memory = replace(memory, up_since_s=None, down_since_s=None)
+            how = "measured" if lower_cap is not None else "estimated"
+            return _hold(memory, f"{policy.ladder[index - 1].name} {how} {lower_est:.0f} frames/s < "
+                                 f"{need:.0f} needed (demand {p.demand_fps:.0f} × {1 + policy.capacity.margin:.2f})")
         since = memory.down_since_s if memory.down_since_s is not None else now
         memory = replace(memory, down_since_s=since, up_since_s=None)
-        if now - since >= policy.dwell.down_after_s and in_state_s >= policy.dwell.min_state_s:
-            return _move(policy, memory, index - 1, "headroom", room, now)
+        if in_state_s < policy.dwell.min_state_s:
+            return _hold(memory, room)
+        if lower_cap is not None:
+            # Measured: go straight to the lowest state measured to cover the need, without the long wait.
+            target = index - 1
+            while target > 0 and (learned[target - 1].capacity_fps or 0.0) >= need:
+                target -= 1
+            if now - since >= policy.dwell.down_measured_after_s:
+                cap = learned[target].capacity_fps or 0.0
+                return _move(policy, memory, target, "headroom",
+                             f"{room}; {policy.ladder[target].name} measured {cap:.0f} frames/s ≥ {need:.0f} "
+                             "needed", now)
+            return _hold(memory, room)
+        if now - since >= policy.dwell.down_after_s:
+            return _move(policy, memory, index - 1, "headroom", f"{room}; trying the lower state", now)
         return _hold(memory, room)
     return _hold(replace(memory, up_since_s=None, down_since_s=None), "within targets")

@@ -9,7 +9,7 @@ import collections
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, Optional, Protocol, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Tuple
 
 from jetvit_daemon.clock import Clock
 from jetvit_daemon.errors import ActuationError, RebootRequiredError
@@ -61,7 +61,7 @@ class Governor:
         platform: Platform,
         policy: Policy,
         pipeline_view: Callable[[], PipelineView],
-        set_batch_size: Callable[[int], int],
+        set_batching: Callable[[int, Optional[float]], int],
         clock: Clock,
         telemetry_max_age_s: float,
         events: Optional[GovernorEvents] = None,
@@ -70,7 +70,7 @@ class Governor:
     ) -> None:
         self._platform = platform
         self._pipeline_view = pipeline_view
-        self._set_batch_size = set_batch_size
+        self._set_batching = set_batching
         self._clock = clock
         self._telemetry_max_age_s = telemetry_max_age_s
         self._events: GovernorEvents = events or NullEvents()
@@ -86,6 +86,8 @@ class Governor:
         self._last_error: Optional[str] = None
         self._last_decision: Optional[Decision] = None
         self._power: Deque[Tuple[float, float]] = collections.deque()
+        self._freqs_for: Optional[Policy] = None
+        self._freqs: Optional[List[float]] = None
 
     # -- thread-safe API -----------------------------------------------------------------------------------
     def set_policy(self, policy: Policy) -> None:
@@ -120,6 +122,25 @@ class Governor:
             "actuation_failures": failures,
             "last_error": error,
         }
+
+    def _state_freqs(self, policy: Policy) -> Optional[List[float]]:
+        """Each ladder state's GPU clock limit on this board, for capacity estimates (cached per policy)."""
+        if self._freqs_for is policy:
+            return self._freqs
+        try:
+            modes = {m.name: m for m in self._platform.power_modes()}
+            top_hz = max(self._platform.gpu_freq_state().available_hz)
+        except Exception as exc:  # a board that cannot say: decide without estimates
+            log.warning("no GPU frequency facts for capacity estimates: %s", exc)
+            freqs: Optional[List[float]] = None
+        else:
+            freqs = []
+            for st in policy.ladder:
+                mode = modes.get(st.mode)
+                mode_max = mode.gpu_max_freq_hz if mode is not None and mode.gpu_max_freq_hz else top_hz
+                freqs.append(float(min(st.gpu_cap_hz or mode_max, mode_max)))
+        self._freqs_for, self._freqs = policy, freqs
+        return freqs
 
     # -- the loop ------------------------------------------------------------------------------------------
     def body(self, worker: WorkerThread) -> None:
@@ -156,7 +177,7 @@ class Governor:
         obs = self.observe()
         with self._lock:
             policy, memory = self._policy, self._memory
-        decision = decide(policy, obs, memory)
+        decision = decide(policy, obs, memory, self._state_freqs(policy))
         with self._lock:
             if self._policy is policy:  # a reload in between wins
                 self._memory = decision.memory
@@ -208,6 +229,6 @@ class Governor:
             self._events.actuation("gpu_cap", "error")
             raise
         self._events.actuation("gpu_cap", "ok")
-        batch = self._set_batch_size(state.batch_size)
+        batch = self._set_batching(state.batch_size, state.batch_wait_s)
         self._events.actuation("batch_size", "ok")
         return Applied(index=index, mode=mode_name, gpu_cap_hz=cap_hz, batch_size=batch)

@@ -25,10 +25,18 @@ class LadderState(_Strict):
         "max", description="GPU devfreq maximum in MHz (snapped down to the board's table), or max"
     )
     batch_size: int = Field(1, ge=1, le=256)
+    batch_wait_ms: Optional[float] = Field(
+        None, ge=0, le=2000,
+        description="how long inference waits for a batch to fill once a frame is waiting; null: the daemon's "
+                    "pipeline.max_batch_wait_ms. Longer: fuller batches, less GPU time per frame, more latency")
 
     @property
     def gpu_cap_hz(self) -> Optional[int]:
         return None if self.gpu_cap_mhz == "max" else int(self.gpu_cap_mhz) * 1_000_000
+
+    @property
+    def batch_wait_s(self) -> Optional[float]:
+        return None if self.batch_wait_ms is None else self.batch_wait_ms / 1000.0
 
 
 class Thermal(_Strict):
@@ -62,6 +70,25 @@ class Dwell(_Strict):
     min_state_s: float = Field(10.0, ge=0, description="minimum time in a state before any non-urgent change")
     up_after_s: float = Field(2.0, ge=0, description="how long a need to step up must persist")
     down_after_s: float = Field(30.0, ge=0, description="how long headroom must persist before stepping down")
+    down_measured_after_s: float = Field(
+        5.0, ge=0,
+        description="the same, when the lower state's measured capacity covers demand: it may then step down "
+                    "several states at once")
+
+
+class Capacity(_Strict):
+    """How the governor uses the capacity it measures in each state (frames/s the state can process)."""
+
+    margin: float = Field(0.25, ge=0, le=4, description="a state must cover demand × (1 + margin)")
+    near_ratio: float = Field(
+        0.9, gt=0, le=1, description="demand ≥ this share of the state's measured capacity: step up early")
+    headroom_latency_ratio: float = Field(
+        0.5, gt=0, le=1, description="latency p95 at most this share of the target counts as headroom")
+    min_busy: float = Field(
+        0.9, gt=0, le=1,
+        description="learn a state's capacity only when inference is at least this busy with a full batch "
+                    "waiting: saturated, so frames processed per busy second is what the state can do (lightly "
+                    "loaded, batches of one understate it)")
 
 
 class StaleTelemetry(_Strict):
@@ -78,6 +105,7 @@ class Policy(_Strict):
     slo: Slo = Field(default_factory=Slo)
     power_budget: PowerBudget = Field(default_factory=PowerBudget)
     dwell: Dwell = Field(default_factory=Dwell)
+    capacity: Capacity = Field(default_factory=Capacity)
     stale_telemetry: StaleTelemetry = Field(default_factory=StaleTelemetry)
 
     @model_validator(mode="after")

@@ -20,12 +20,18 @@ from jetvit_daemon.workers import WorkerThread
 log = logging.getLogger(__name__)
 
 
+# The short window of the "recent" arrival rate: long enough to average a few frames of every camera, short
+# enough that a camera switching on shows within one governor tick or two.
+RECENT_S = 2.0
+
+
 @dataclass(frozen=True)
 class PipelineStats:
     """A snapshot over the last `window_s` seconds. Rates in frames per second, latencies in seconds."""
 
     window_s: float
     arrival_fps: float
+    arrival_recent_fps: float  # over the last RECENT_S only: how the governor sees a burst start
     processed_fps: float
     dropped_fps: float
     queue_depth: int
@@ -93,6 +99,14 @@ class _Window:
     def count(self) -> int:
         return len(self._items)
 
+    def count_since(self, t_s: float) -> int:
+        n = 0
+        for t, _ in reversed(self._items):
+            if t < t_s:
+                break
+            n += 1
+        return n
+
     def total(self) -> float:
         return sum(v for _, v in self._items)
 
@@ -112,9 +126,9 @@ class Pipeline:
     """Owns the capture and inference threads.
 
     >>> pipe = Pipeline(clock, [camera], runner, preprocessor, classifier, [sink], batch_size=4)  # doctest: +SKIP
-    >>> pipe.start(); pipe.stats(); pipe.set_batch_size(8); pipe.stop()                          # doctest: +SKIP
+    >>> pipe.start(); pipe.stats(); pipe.set_batching(8, 0.05); pipe.stop()                      # doctest: +SKIP
 
-    `stats()`, `set_batch_size()` and `batch_size` are thread-safe.
+    `stats()`, `set_batching()`, `set_batch_size()` and `batch_size` are thread-safe.
     """
 
     def __init__(
@@ -142,7 +156,8 @@ class Pipeline:
         self.max_batch = runner.info().max_batch
         self._batch_size = self._clamp(batch_size)
         self._queue = FrameQueue(queue_size)
-        self._max_batch_wait_s = max_batch_wait_s
+        self._default_batch_wait_s = max_batch_wait_s
+        self._batch_wait_s = max_batch_wait_s
         self._on_error = on_error
         self._on_batch = on_batch
         self._lock = threading.Lock()
@@ -170,6 +185,13 @@ class Pipeline:
     @property
     def batch_size(self) -> int:
         with self._lock:
+            return self._batch_size
+
+    def set_batching(self, n: int, wait_s: Optional[float] = None) -> int:
+        """Set the batch size (clamped, returned) and how long a batch may wait to fill (None: the default)."""
+        with self._lock:
+            self._batch_wait_s = self._default_batch_wait_s if wait_s is None else max(0.0, wait_s)
+            self._batch_size = self._clamp(n)
             return self._batch_size
 
     def set_batch_size(self, n: int) -> int:
@@ -207,6 +229,7 @@ class Pipeline:
             return PipelineStats(
                 window_s=span,
                 arrival_fps=self._arrivals.count() / span,
+                arrival_recent_fps=self._arrivals.count_since(now - RECENT_S) / min(RECENT_S, span),
                 processed_fps=self._processed.count() / span,
                 dropped_fps=self._drops.count() / span,
                 queue_depth=len(self._queue),
@@ -253,7 +276,9 @@ class Pipeline:
     def _inference_body(self, worker: WorkerThread) -> None:
         while not worker.stop_event.is_set():
             worker.beat()
-            frames = self._queue.get_batch(self.batch_size, 0.1, self._max_batch_wait_s)
+            with self._lock:
+                size, wait_s = self._batch_size, self._batch_wait_s
+            frames = self._queue.get_batch(size, 0.1, wait_s)
             if not frames:
                 continue
             try:

@@ -167,7 +167,9 @@ class Daemon:
         assert self.pipeline is not None
         s = self.pipeline.stats()
         return PipelineView(arrival_fps=s.arrival_fps, processed_fps=s.processed_fps, dropped_fps=s.dropped_fps,
-                            queue_depth=s.queue_depth, latency_p95_s=s.latency_p95_s, batch_size=s.batch_size)
+                            queue_depth=s.queue_depth, latency_p95_s=s.latency_p95_s, batch_size=s.batch_size,
+                            arrival_recent_fps=s.arrival_recent_fps, busy_fraction=s.busy_fraction,
+                            window_s=s.window_s)
 
     # -- running -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -193,7 +195,7 @@ class Daemon:
                  " < ".join(s.name for s in policy.ladder))
         telemetry_interval_s = cfg.telemetry.interval_s
         self.governor = Governor(
-            self.platform, policy, self._pipeline_view, self.pipeline.set_batch_size, self.clock,
+            self.platform, policy, self._pipeline_view, self.pipeline.set_batching, self.clock,
             telemetry_max_age_s=3 * telemetry_interval_s + 0.5, events=self.metrics,
         )
         self.metrics.set_build_info(info.runner, info.device, Path(info.model_path).name, self._board_text)

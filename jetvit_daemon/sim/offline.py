@@ -30,6 +30,7 @@ from jetvit_daemon.governor.policy import Policy, load_policy
 from jetvit_daemon.hardware.base import GpuFreqState, Platform, PowerMode, TelemetrySample
 from jetvit_daemon.hardware.nvpmodel import ConfMode, NvpmodelConf, reboot_reason
 from jetvit_daemon.hardware.sensors import thermal_name
+from jetvit_daemon.pipeline.pipeline import RECENT_S
 from jetvit_daemon.sim.board import BoardPhysics
 from jetvit_daemon.sim.boards import get_profile, load_conf, snap_down_hz
 from jetvit_daemon.sim.scenario import Scenario
@@ -118,7 +119,7 @@ class Controller:
     name = "controller"
     interval_s = 1.0
 
-    def start(self, platform: OfflinePlatform, set_batch: Callable[[int], int]) -> None: ...
+    def start(self, platform: OfflinePlatform, set_batch: Callable[[int, Optional[float]], int]) -> None: ...
 
     def tick(self) -> None: ...
 
@@ -136,7 +137,7 @@ class PolicyController(Controller):
         self._view = pipeline_view
         self.governor: Optional[Governor] = None
 
-    def start(self, platform: OfflinePlatform, set_batch: Callable[[int], int]) -> None:
+    def start(self, platform: OfflinePlatform, set_batch: Callable[[int, Optional[float]], int]) -> None:
         self.governor = Governor(platform, self.policy, self._view, set_batch, self._clock,
                                  telemetry_max_age_s=3 * TELEMETRY_INTERVAL_S + 0.5)
 
@@ -155,10 +156,10 @@ class StaticController(Controller):
         self.name = f"static:{mode}"
         self.interval_s = 3600.0
 
-    def start(self, platform: OfflinePlatform, set_batch: Callable[[int], int]) -> None:
+    def start(self, platform: OfflinePlatform, set_batch: Callable[[int, Optional[float]], int]) -> None:
         platform.set_mode(self.mode)
         platform.set_gpu_cap_hz(None)
-        set_batch(BASELINE_BATCH)
+        set_batch(BASELINE_BATCH, None)
 
 
 class ThresholdController(Controller):
@@ -170,10 +171,10 @@ class ThresholdController(Controller):
         self.interval_s = THRESHOLD_EVERY_S
         self._platform: Optional[OfflinePlatform] = None
 
-    def start(self, platform: OfflinePlatform, set_batch: Callable[[int], int]) -> None:
+    def start(self, platform: OfflinePlatform, set_batch: Callable[[int, Optional[float]], int]) -> None:
         self._platform = platform
         platform.set_mode(self.high)
-        set_batch(BASELINE_BATCH)
+        set_batch(BASELINE_BATCH, None)
 
     def tick(self) -> None:
         assert self._platform is not None
@@ -241,23 +242,35 @@ class _Windows:
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
-        self.steps: Deque[Tuple[float, int, int, int]] = collections.deque()  # (t, arrived, processed, dropped)
+        # (t, arrived, processed, dropped, busy seconds) per step
+        self.steps: Deque[Tuple[float, int, int, int, float]] = collections.deque()
         self.latencies: Deque[Tuple[float, float]] = collections.deque()
         self.arrived = self.processed = self.dropped = 0
+        self.busy_s = 0.0
 
-    def add_step(self, t: float, arrived: int, processed: int, dropped: int) -> None:
-        self.steps.append((t, arrived, processed, dropped))
+    def add_step(self, t: float, arrived: int, processed: int, dropped: int, busy_s: float) -> None:
+        self.steps.append((t, arrived, processed, dropped, busy_s))
         self.arrived += arrived
         self.processed += processed
         self.dropped += dropped
+        self.busy_s += busy_s
         horizon = t - self.window_s
         while self.steps and self.steps[0][0] <= horizon:
-            _, a, p, d = self.steps.popleft()
+            _, a, p, d, b = self.steps.popleft()
             self.arrived -= a
             self.processed -= p
             self.dropped -= d
+            self.busy_s -= b
         while self.latencies and self.latencies[0][0] <= horizon:
             self.latencies.popleft()
+
+    def arrived_since(self, t_s: float) -> int:
+        n = 0
+        for step in reversed(self.steps):
+            if step[0] <= t_s:
+                break
+            n += step[1]
+        return n
 
     def p95_s(self) -> Optional[float]:
         n = len(self.latencies)
@@ -302,16 +315,20 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
     queue: Deque[float] = collections.deque()
     windows = _Windows(STATS_WINDOW_S)
     batch = [BASELINE_BATCH]
+    batch_wait_s = [MAX_BATCH_WAIT_S]
 
-    def set_batch(n: int) -> int:
+    def set_batch(n: int, wait_s: Optional[float] = None) -> int:
         batch[0] = max(1, min(int(n), 32))
+        batch_wait_s[0] = MAX_BATCH_WAIT_S if wait_s is None else wait_s
         return batch[0]
 
     def view() -> PipelineView:
         span = min(windows.window_s, max(clock.monotonic(), dt_s))
+        recent = windows.arrived_since(clock.monotonic() - RECENT_S) / min(RECENT_S, span)
         return PipelineView(arrival_fps=windows.arrived / span, processed_fps=windows.processed / span,
                             dropped_fps=windows.dropped / span, queue_depth=len(queue),
-                            latency_p95_s=windows.p95_s(), batch_size=batch[0])
+                            latency_p95_s=windows.p95_s(), batch_size=batch[0], arrival_recent_fps=recent,
+                            busy_fraction=windows.busy_s / span, window_s=windows.window_s)
 
     controller, slo_s = make_controller(controller_spec, clock, view, conf, physics, scenario)
     budget_w = scenario.power_budget_w
@@ -364,12 +381,13 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
         step_processed = 0
         b = batch[0]
         while queue:
-            start = max(busy_until, queue[0])
+            # As the daemon's inference stage: once a frame waits, start when the batch is full or the batch
+            # wait has passed, whichever comes first, and not before the GPU is free. The queue holds this
+            # step's arrivals too, so "full" is the arrival of the b-th frame.
+            full_at = queue[b - 1] if len(queue) >= b else math.inf
+            start = max(busy_until, min(full_at, queue[0] + batch_wait_s[0]))
             if start >= t1:
-                break
-            if len(queue) < b:
-                # The inference stage waits up to max_batch_wait for the batch to fill.
-                start = max(start, min(queue[0] + MAX_BATCH_WAIT_S, t1))
+                break  # later frames of the next step may still fill the batch
             n = 0
             for t in queue:
                 if t > start or n == b:
@@ -388,7 +406,7 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
             busy_until = finish
         processed += step_processed
         dropped += step_dropped
-        windows.add_step(t1, len(arrivals), step_processed, step_dropped)
+        windows.add_step(t1, len(arrivals), step_processed, step_dropped, busy_s)
         row_arrived += len(arrivals)
         row_processed += step_processed
 

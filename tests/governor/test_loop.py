@@ -88,7 +88,7 @@ def make(start: str = "low"):
     batches: List[int] = []
     events = Events()
     policy = POLICY.model_copy(update={"start_state": start})
-    gov = Governor(platform, policy, lambda: CALM, lambda n: batches.append(n) or n, clock, telemetry_max_age_s=3,
+    gov = Governor(platform, policy, lambda: CALM, lambda n, wait: batches.append(n) or n, clock, telemetry_max_age_s=3,
                    events=events, backoff_initial_s=2, backoff_max_s=16)
     return gov, platform, clock, batches, events
 
