@@ -82,6 +82,8 @@ class DaemonConfig(_Strict):
     state_dir: Optional[Path] = Field(
         None, description="persistent state (baseline journal); null: $STATE_DIRECTORY or ~/.local/state")
     policy_file: Optional[Path] = Field(None, description="null: the bundled default policy")
+    policy_permissions: Literal["strict", "ignore"] = Field(
+        "strict", description="strict: refuse a policy file writable by group/others or owned by another user")
     hardware: HardwareConfig = Field(default_factory=HardwareConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)

@@ -38,6 +38,22 @@ def _line_map(node: Optional[yaml.Node], prefix: PathKey, out: Dict[PathKey, int
             _line_map(item, (*prefix, i), out)
 
 
+def line_map(text: str) -> Dict[PathKey, int]:
+    """Field path → line number (1-based) of a YAML text; empty when the text is not valid YAML."""
+    lines: Dict[PathKey, int] = {}
+    try:
+        _line_map(yaml.compose(text, Loader=yaml.SafeLoader), (), lines)
+    except yaml.YAMLError:
+        pass
+    return lines
+
+
+def where(source: str, lines: Dict[PathKey, int], loc: PathKey) -> str:
+    """`source:line` for the deepest part of `loc` present in the file, or just `source`."""
+    line = _line_for(lines, loc)
+    return f"{source}:{line}" if line is not None else source
+
+
 def _line_for(lines: Dict[PathKey, int], loc: PathKey) -> Optional[int]:
     """The line of the deepest part of `loc` present in the file (a missing field points at its parent)."""
     for n in range(len(loc), -1, -1):

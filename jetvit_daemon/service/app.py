@@ -17,6 +17,8 @@ from jetvit_daemon.config import DaemonConfig
 from jetvit_daemon.governor.decide import PipelineView
 from jetvit_daemon.governor.loop import Governor
 from jetvit_daemon.governor.policy import DEFAULT_POLICY_FILE, Policy, load_policy
+from jetvit_daemon.governor.policy_check import BoardFacts, load_checked
+from jetvit_daemon.governor.reload import PolicyWatcher, check_permissions
 from jetvit_daemon.hardware.base import Platform, TelemetrySource
 from jetvit_daemon.hardware.commands import CommandRunner
 from jetvit_daemon.hardware.jetson import JetsonPlatform
@@ -74,6 +76,7 @@ class Daemon:
         self.governor: Optional[Governor] = None
         self.http: Optional[HttpServer] = None
         self.workers: List[WorkerThread] = []
+        self.watcher: Optional[PolicyWatcher] = None
         self._started: List[str] = []
         self._board_text = ""
         self._stop_lock = threading.Lock()
@@ -176,10 +179,17 @@ class Daemon:
         cfg = self.config
         state_dir = cfg.resolved_state_dir()
         state_dir.mkdir(parents=True, exist_ok=True)
-        policy = load_policy(Path(self.policy_path))
+        policy_path = Path(self.policy_path)
+        # Schema and permissions first: a bad policy must not get as far as touching the board. The bundled
+        # default is part of the installed package, whose files are as trusted as its code.
+        if cfg.policy_permissions == "strict" and policy_path != DEFAULT_POLICY_FILE:
+            check_permissions(policy_path)
+        policy_text = policy_path.read_bytes()
+        load_policy(policy_path)
         self.platform = self._build_platform(state_dir)
         self.platform.start()
         self._started.append("platform")
+        policy = self._load_policy(policy_path)
         self.metrics.declare_modes([m.name for m in self.platform.power_modes()])
         self.runner = self._build_runner()
         self._started.append("runner")
@@ -202,11 +212,16 @@ class Daemon:
         self.metrics.add_pipeline(self.pipeline.stats)
         self.metrics.add_board(self.platform.latest_telemetry, self.clock.monotonic, 3 * telemetry_interval_s + 0.5)
         self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics.registry, self.health, self.status)
+        self.watcher = PolicyWatcher(policy_path, self._load_policy, self.governor.set_policy, self._policy_reloaded,
+                                     check_perms=cfg.policy_permissions == "strict" and
+                                     policy_path != DEFAULT_POLICY_FILE, initial_text=policy_text)
         self.pipeline.start()
         self._started.append("pipeline")
         gov = WorkerThread("governor", self.governor.body, self._on_worker_death)
-        self.workers = [*self.pipeline.workers, gov]
+        watch = WorkerThread("policy-watch", self.watcher.body, self._on_worker_death)
+        self.workers = [*self.pipeline.workers, gov, watch]
         gov.start()
+        watch.start()
         self._started.append("governor")
         self.http.start()
         self._started.append("http")
@@ -311,19 +326,24 @@ class Daemon:
         self.stop()
         return code
 
+    def _load_policy(self, path: Path) -> Policy:
+        """A policy file validated against this board (schema, modes, reboot groups); PolicyError otherwise."""
+        assert self.platform is not None
+        facts = BoardFacts(self._board_text, self.platform.power_modes(),
+                           self.platform.gpu_freq_state().available_hz)
+        policy, notes = load_checked(path, facts)
+        for note in notes:
+            log.info("policy: %s", note)
+        return policy
+
+    def _policy_reloaded(self, result: str, message: str) -> None:
+        self.metrics.policy_reloads.labels(result=result).inc()
+
     def reload_policy(self) -> bool:
-        """Validate the policy file, then swap; an invalid file keeps the running policy."""
-        try:
-            policy = load_policy(Path(self.policy_path))
-        except Exception as exc:
-            log.error("policy reload failed, keeping the running policy:\n%s", exc)
-            self.metrics.policy_reloads.labels(result="error").inc()
+        """SIGHUP: validate the policy file now, then swap; an invalid file keeps the running policy."""
+        if self.watcher is None:
             return False
-        if self.governor is not None:
-            self.governor.set_policy(policy)
-        self.metrics.policy_reloads.labels(result="ok").inc()
-        log.info("policy reloaded from %s", self.policy_path)
-        return True
+        return self.watcher.reload_now()
 
     def stop(self) -> None:
         """Stop everything that was started, in reverse order; restore the power settings last."""
@@ -333,7 +353,7 @@ class Daemon:
                 self.http.stop()
             if "governor" in self._started:
                 for w in self.workers:
-                    if w.name == "governor":
+                    if w.name in ("governor", "policy-watch"):
                         w.stop(2.0)
             if "pipeline" in self._started and self.pipeline is not None:
                 self.pipeline.stop(2.0)

@@ -98,3 +98,40 @@ def test_restore_command_puts_back_what_a_killed_daemon_changed(tmp_path):
     again = subprocess.run([sys.executable, "-m", "jetvit_daemon", "restore", "--config", str(setup["config"])],
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "nothing to restore" in again.stdout
+
+
+def test_an_edited_policy_is_picked_up_within_2_s_and_an_invalid_one_keeps_the_old(tmp_path):
+    import time
+
+    import yaml
+    from daemon_process import FAST_POLICY
+
+    setup = write_setup(tmp_path)
+    daemon = DaemonProcess(setup["config"])
+    try:
+        daemon.wait_ready()
+        daemon.wait_for_log(r"power mode 25W → MAXN_SUPER")
+        assert daemon.metrics()["jetvit_governor_batch_size_frames"] == 4
+        edited = dict(FAST_POLICY, ladder=[FAST_POLICY["ladder"][0], dict(FAST_POLICY["ladder"][1], batch_size=2)])
+        saved_at = time.monotonic()
+        setup["policy"].write_text(yaml.safe_dump(edited))
+        while daemon.metrics()["jetvit_governor_batch_size_frames"] != 2:
+            assert time.monotonic() - saved_at < 2.0, "the edited policy was not applied within 2 s"
+            time.sleep(0.05)
+        assert daemon.metrics()['jetvit_policy_reloads_total{result="ok"}'] == 1
+
+        setup["policy"].write_text("version: 1\nladder:\n  - {name: x, mode: TURBO}\n")
+        saved_at = time.monotonic()
+        while daemon.metrics().get('jetvit_policy_reloads_total{result="error"}', 0) < 1:
+            assert time.monotonic() - saved_at < 2.0, "the invalid policy was not noticed within 2 s"
+            time.sleep(0.05)
+        daemon.wait_for_log(r"policy reload refused, the running policy stays")
+        daemon.wait_for_log(r"ladder\.0\.mode: no power mode 'TURBO'")
+        metrics = daemon.metrics()
+        assert metrics["jetvit_governor_batch_size_frames"] == 2  # still the last good policy
+        assert metrics['jetvit_board_power_mode{mode="MAXN_SUPER"}'] == 1
+        assert '"status": "ok"' in daemon.get("/healthz")
+        assert daemon.terminate() < 5.0
+    finally:
+        daemon.kill()
+    assert daemon.proc.returncode == 0, daemon.log

@@ -1,0 +1,118 @@
+"""Live policy reload: the daemon re-reads the policy file within 2 s of a save and on SIGHUP; a new policy is
+validated (schema, permissions, the board) before it replaces the running one, and an invalid one leaves the last
+good policy running.
+
+The file is polled by content, not by inotify or mtime: that follows editors that save by renaming a temporary
+file over it, Kubernetes ConfigMap volumes (whose files are symlinks through `..data`, swapped atomically) and
+filesystems with coarse mtimes alike. A partially written file is not read as a policy: a new content must hold
+for one more poll before it is loaded.
+"""
+
+import hashlib
+import logging
+import os
+import stat
+import threading
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from jetvit_daemon.errors import PolicyError
+from jetvit_daemon.governor.policy import Policy
+from jetvit_daemon.workers import WorkerThread
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5  # a save is loaded within two polls (one to see it, one to see it hold): 1 s < 2 s
+
+
+def check_permissions(path: Path) -> None:
+    """Refuse a policy file that someone other than the daemon's user could have written: it steers the
+    hardware. Checks the file a symlink points to (ConfigMaps), not the link."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    problems: List[str] = []
+    who = [name for bit, name in ((stat.S_IWGRP, "group"), (stat.S_IWOTH, "others")) if st.st_mode & bit]
+    if who:
+        problems.append(f"writable by {' and '.join(who)} (mode {stat.filemode(st.st_mode)}; fix: chmod go-w {path})")
+    euid = os.geteuid()
+    if st.st_uid != euid and st.st_uid != 0:
+        problems.append(f"owned by uid {st.st_uid}, not by the daemon's uid {euid} or root "
+                        f"(fix: chown {euid} {path})")
+    if problems:
+        raise PolicyError(f"{path}: refused: the policy controls the hardware, and it is " + " and ".join(problems)
+                          + "; or set policy_permissions: ignore in daemon.yaml")
+
+
+class PolicyWatcher:
+    """Owns the reload check. `body` runs in a WorkerThread (polls every POLL_S); `reload_now` is for SIGHUP.
+    `load(path)` must return a valid Policy or raise PolicyError (schema and board checks); `apply` swaps it in;
+    `report(result, message)` is told "ok" or "error". `poll` (the watcher thread) and `reload_now` (the main
+    thread, on SIGHUP) are thread-safe: one check runs at a time."""
+
+    def __init__(self, path: Path, load: Callable[[Path], Policy], apply: Callable[[Policy], None],
+                 report: Callable[[str, str], None], check_perms: bool = True,
+                 initial_text: Optional[bytes] = None) -> None:
+        self.path = Path(path)
+        self._load = load
+        self._apply = apply
+        self._report = report
+        self._check_perms = check_perms
+        self._loaded_digest = _digest(initial_text) if initial_text is not None else self._read_digest()
+        self._pending_digest: Optional[str] = None
+        self._failed_digest: Optional[str] = None
+        self._lock = threading.Lock()
+
+    def _read_digest(self) -> Optional[str]:
+        try:
+            return _digest(self.path.read_bytes())
+        except OSError:
+            return None  # missing for a moment (a rename-save in progress): look again next poll
+
+    def poll(self) -> Optional[bool]:
+        """One check: True when a new policy was applied, False when a new content was refused, None otherwise."""
+        with self._lock:
+            return self._poll_locked()
+
+    def _poll_locked(self) -> Optional[bool]:
+        digest = self._read_digest()
+        if digest is None or digest == self._loaded_digest or digest == self._failed_digest:
+            self._pending_digest = None
+            return None
+        if digest != self._pending_digest:
+            self._pending_digest = digest  # new: load it once it has held for one more poll
+            return None
+        self._pending_digest = None
+        return self._try(digest)
+
+    def reload_now(self) -> bool:
+        """Load the file now whatever its content (SIGHUP)."""
+        with self._lock:
+            return self._try(self._read_digest())
+
+    def _try(self, digest: Optional[str]) -> bool:
+        try:
+            if self._check_perms:
+                check_permissions(self.path)
+            policy = self._load(self.path)
+        except PolicyError as exc:
+            self._failed_digest = digest
+            log.error("policy reload refused, the running policy stays:\n%s", exc)
+            self._report("error", str(exc))
+            return False
+        self._apply(policy)
+        self._loaded_digest, self._failed_digest = digest, None
+        log.info("policy reloaded from %s (%d states: %s)", self.path, len(policy.ladder),
+                 " < ".join(s.name for s in policy.ladder))
+        self._report("ok", "")
+        return True
+
+    def body(self, worker: WorkerThread) -> None:
+        while not worker.stop_event.wait(POLL_S):
+            worker.beat()
+            self.poll()
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,50 @@
+import json
+
+from jetvit_daemon.cli import main
+
+
+def test_policy_check_accepts_the_shipped_policy_on_its_board(capsys):
+    assert main(["policy", "check", "config/policy.yaml", "--board", "orin-nano-super"]) == 0
+    assert "config/policy.yaml: valid (4 states: eco < low < high < max)" in capsys.readouterr().out
+
+
+def test_policy_check_lists_every_problem_with_file_line_and_field(tmp_path, capsys):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("version: 1\nladder:\n  - {name: a, mode: 7W, gpu_cap_mhz: 400}\n  - {name: b, mode: 15W}\n"
+                   "  - {name: c, mode: MAXN}\n")
+    bad.chmod(0o644)
+    assert main(["policy", "check", str(bad), "--board", "orin-nano"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert f"{bad}:5: ladder.2.mode: no power mode 'MAXN' on simulated orin-nano (have: 15W, 7W)" in out
+    assert any(line.startswith(f"{bad}:4: ladder.0.mode / ladder.1.mode: 7W → 15W needs a reboot: "
+                               "TPC_PG_MASK 252 ≠ 240") for line in out)
+    assert any("400 MHz is not in simulated orin-nano's table" in line and "snaps to 306 MHz" in line
+               for line in out)
+
+
+def test_policy_check_reports_schema_errors_and_thresholds(tmp_path, capsys):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("version: 1\nladder:\n  - {name: a, mode: 15W, batch_size: 0}\n"
+                   "thermal: {warm_c: 90, hot_c: 80, critical_c: 95}\n")
+    assert main(["policy", "check", str(bad), "--board", "orin-nano-super"]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:3: ladder.0.batch_size: Input should be greater than or equal to 1" in out
+    assert f"{bad}:4: thermal: Value error, thresholds must satisfy warm_c < hot_c < critical_c" in out
+
+
+def test_policy_check_refuses_a_group_writable_file_unless_told_not_to(tmp_path, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text("version: 1\nladder:\n  - {name: a, mode: 15W}\n")
+    path.chmod(0o664)
+    assert main(["policy", "check", str(path), "--board", "orin-nano-super"]) == 1
+    assert "writable by group" in capsys.readouterr().out
+    assert main(["policy", "check", str(path), "--board", "orin-nano-super", "--ignore-permissions"]) == 0
+
+
+def test_policy_schema_is_json_schema_of_every_field(capsys):
+    assert main(["policy", "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert {"ladder", "thermal", "slo", "power_budget", "dwell", "capacity", "stale_telemetry"} <= set(
+        schema["properties"])
+    assert "batch_wait_ms" in schema["$defs"]["LadderState"]["properties"]
