@@ -22,23 +22,27 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from jetvit_daemon.engine.vit_onnx import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ViTConfig,
+    build_model,
+    count_params,
+    init_weights,
+)
+from jetvit_daemon.pipeline.digits import DIGITS_TEST_FILE, render_digit_frame
+from jetvit_daemon.pipeline.preprocess import Preprocessor
+from jetvit_daemon.runners.manifest import load_labels, load_manifest
 
 ENGINES = Path(__file__).resolve().parent
 REPO = ENGINES.parent
-sys.path.insert(0, str(ENGINES))
-
-import onnx  # noqa: E402
-import onnxruntime as ort  # noqa: E402
-import torch  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from torch import nn  # noqa: E402
-from vit_onnx import INPUT_NAME, OUTPUT_NAME, ViTConfig, build_model, count_params, init_weights  # noqa: E402
-
-from jetvit_daemon.pipeline.digits import DIGITS_TEST_FILE, render_digit_frame  # noqa: E402
-from jetvit_daemon.pipeline.preprocess import Preprocessor  # noqa: E402
-from jetvit_daemon.runners.manifest import load_labels, load_manifest  # noqa: E402
-
 ASSET_DIR = REPO / "jetvit_daemon" / "assets" / "vit_digits"
 MODEL_PATH = ASSET_DIR / "vit_digits.onnx"
 LABELS_FILE = "vit_digits.labels.txt"
@@ -70,7 +74,7 @@ EVAL_SEED = 1234
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The torch twin of engines/vit_onnx.py: same maths, same (timm) parameter names.
+# The torch twin of jetvit_daemon/engine/vit_onnx.py: same maths, same (timm) parameter names.
 
 
 class Attention(nn.Module):

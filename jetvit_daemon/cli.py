@@ -151,6 +151,74 @@ def format_summary(s: Dict[str, Any]) -> str:
     return "\n".join(f"{k:<{width}}  {fmt(v)}" for k, v in s.items())
 
 
+def board_facts(board: Optional[str]) -> Any:
+    """The facts `policy check` checks against: a named simulated board, else the Jetson this runs on, else the
+    default simulated board."""
+    from jetvit_daemon.governor.policy_check import BoardFacts
+    from jetvit_daemon.hardware.commands import SubprocessRunner
+    from jetvit_daemon.hardware.devfreq import GpuDevfreq, find_gpu_devfreq
+    from jetvit_daemon.hardware.nvpmodel import Nvpmodel
+    from jetvit_daemon.hardware.probe import detect_board
+    from jetvit_daemon.hardware.sysfs import SysfsTree
+    from jetvit_daemon.sim.boards import DEFAULT_PROFILE, get_profile, load_conf
+
+    if board is None:
+        tree = SysfsTree("/")
+        info = detect_board(tree)
+        if info is not None:
+            conf = Nvpmodel(SubprocessRunner(), tree).conf()
+            gpu_dir = find_gpu_devfreq(tree)
+            freqs = GpuDevfreq(tree, gpu_dir).available_hz() if gpu_dir is not None else []
+            return BoardFacts(info.model, conf.power_modes, freqs)
+        board = DEFAULT_PROFILE
+        print(f"no Jetson here: checking against the simulated {board} (choose another with --board)",
+              file=sys.stderr)
+    profile = get_profile(board)
+    return BoardFacts(f"simulated {profile.name}", load_conf(profile).power_modes, list(profile.gpu_table_hz))
+
+
+def _cmd_policy_check(args: argparse.Namespace) -> int:
+    from jetvit_daemon.governor.policy import parse_policy
+    from jetvit_daemon.governor.policy_check import check_against_board
+    from jetvit_daemon.governor.reload import check_permissions
+    from jetvit_daemon.yamlfile import line_map
+
+    try:
+        text = args.file.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"{args.file}: cannot read: {exc.strerror or exc}")
+        return 1
+    try:
+        policy = parse_policy(text, str(args.file))
+    except PolicyError as exc:
+        print(exc)
+        return 1
+    problems, notes = check_against_board(policy, board_facts(args.board), str(args.file), line_map(text))
+    if not args.ignore_permissions:
+        try:
+            check_permissions(args.file)
+        except PolicyError as exc:
+            problems.append(str(exc))
+    for line in problems + [f"note: {n}" for n in notes]:
+        print(line)
+    if problems:
+        return 1
+    print(f"{args.file}: valid ({len(policy.ladder)} states: {' < '.join(s.name for s in policy.ladder)})")
+    return 0
+
+
+def _cmd_policy_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from jetvit_daemon.governor.policy import Policy
+
+    schema = Policy.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "jetvit-daemon policy (version 1)"
+    print(json.dumps(schema, indent=1))
+    return 0
+
+
 def _cmd_tegrastats_parse(args: argparse.Namespace) -> int:
     import json
 
@@ -219,6 +287,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write timeline.csv, summary.json and (with matplotlib) timeline.png here")
     sim.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     sim.set_defaults(func=_cmd_simulate)
+
+    pol = sub.add_parser("policy", help="check a policy file, or print its JSON Schema")
+    pol_sub = pol.add_subparsers(dest="policy_command", metavar="ACTION")
+    pol_sub.required = True
+    check = pol_sub.add_parser("check", help="validate a policy file against the schema and the board "
+                                             "(exit 0 valid, 1 invalid, every problem listed)")
+    check.add_argument("file", type=Path)
+    check.add_argument("--board", default=None,
+                       choices=["nano", "orin-nano", "orin-nano-super", "orin-nx-16gb", "agx-orin-64gb"],
+                       help="check against this simulated board (default: the Jetson this runs on, else "
+                            "orin-nano-super)")
+    check.add_argument("--ignore-permissions", action="store_true",
+                       help="do not check who may write the file (as policy_permissions: ignore)")
+    check.set_defaults(func=_cmd_policy_check)
+    schema = pol_sub.add_parser("schema", help="print the policy's JSON Schema (for editor completion)")
+    schema.set_defaults(func=_cmd_policy_schema)
+
+    from jetvit_daemon import cli_engine
+
+    cli_engine.register(sub)
 
     tegra = sub.add_parser("tegrastats", help="tools for tegrastats output")
     tegra_sub = tegra.add_subparsers(dest="tegrastats_command", metavar="ACTION")

@@ -1,13 +1,22 @@
 """The manifest that sits next to every model or engine: what the model takes, how to preprocess frames for
-it, and what it was built for. `<model>.onnx` / `<model>.engine` is described by `<model>.manifest.json`."""
+it, and what it was built for. `<model>.onnx` / `<model>.engine` is described by `<model>.manifest.json`
+(or `<model>.manifest.yaml`).
+
+    manifest = load_manifest(Path("vit.engine"))       # EngineError naming the file and field if invalid
+    write_manifest(Path("vit.engine"), manifest)       # -> vit.manifest.json
+"""
 
 import json
 from pathlib import Path
 from typing import List, Literal, Optional, Tuple
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jetvit_daemon.errors import EngineError
+
+# Looked for in this order next to the model.
+MANIFEST_SUFFIXES = (".manifest.json", ".manifest.yaml", ".manifest.yml")
 
 
 class _Strict(BaseModel):
@@ -20,11 +29,25 @@ class InputSpec(_Strict):
     dtype: Literal["float32", "float16", "uint8"] = "float32"
     layout: Literal["NCHW", "NHWC"] = "NCHW"
 
+    @model_validator(mode="after")
+    def _four_dims(self) -> "InputSpec":
+        if len(self.shape) != 4 or any(d < 1 for d in self.shape[1:]) or self.shape[0] == 0 or self.shape[0] < -1:
+            raise ValueError(f"need [batch, ...3 positive dims] with batch -1 (dynamic) or > 0, got {self.shape}")
+        channels = self.shape[1] if self.layout == "NCHW" else self.shape[3]
+        if channels != 3:
+            raise ValueError(f"a {self.layout} input needs 3 channels, shape {self.shape} has {channels}")
+        return self
+
     @property
     def height_width(self) -> Tuple[int, int]:
         if self.layout == "NCHW":
             return self.shape[2], self.shape[3]
         return self.shape[1], self.shape[2]
+
+    @property
+    def item_shape(self) -> Tuple[int, ...]:
+        """The shape of one image (the input shape without its batch axis)."""
+        return tuple(self.shape[1:])
 
 
 class PreprocessSpec(_Strict):
@@ -32,6 +55,9 @@ class PreprocessSpec(_Strict):
 
     resize: `center_crop` (crop the centred square, then resize), `stretch` (resize the whole frame), or
     `none` (the graph takes uint8 frames of the input size itself).
+    normalize: `cpu` (the daemon applies scale, mean and std and feeds floats) or `graph` (they are folded
+    into the model, which takes uint8 frames; the values here then only record what the graph does, and
+    `channel_order` is the order the graph expects its uint8 input in).
     """
 
     resize: Literal["center_crop", "stretch", "none"] = "center_crop"
@@ -40,6 +66,7 @@ class PreprocessSpec(_Strict):
     scale: float = 1.0 / 255.0
     mean: List[float] = Field(default_factory=lambda: [0.0, 0.0, 0.0])
     std: List[float] = Field(default_factory=lambda: [1.0, 1.0, 1.0])
+    normalize: Literal["cpu", "graph"] = "cpu"
 
 
 class BatchRange(_Strict):
@@ -54,12 +81,20 @@ class BatchRange(_Strict):
 
 
 class BuildInfo(_Strict):
-    """Where a TensorRT engine was built; an engine runs only on the same TensorRT, device and JetPack."""
+    """Where a TensorRT engine was built; an engine runs only on the same TensorRT, GPU and JetPack.
+
+    device: the GPU in words, e.g. "t234 Orin sm_87"; compute_capability: "8.7" (what the check compares).
+    command: the exact command that rebuilds this engine from its ONNX model (printed on a mismatch).
+    """
 
     tensorrt_version: str
-    device: str  # SoC / compute capability, e.g. "orin sm_87"
+    device: str
+    compute_capability: Optional[str] = None
     jetpack: Optional[str] = None
+    l4t_release: Optional[str] = None
     dla_core: Optional[int] = None
+    source_model: Optional[str] = None
+    command: Optional[str] = None
 
 
 class Manifest(_Strict):
@@ -74,29 +109,60 @@ class Manifest(_Strict):
     batch: BatchRange = Field(default_factory=BatchRange)
     build: Optional[BuildInfo] = None
 
+    @model_validator(mode="after")
+    def _consistent(self) -> "Manifest":
+        if self.preprocess.normalize == "graph" and self.input.dtype != "uint8":
+            raise ValueError(f"preprocess.normalize 'graph' needs a uint8 input, the input is {self.input.dtype}")
+        if self.input.shape[0] > 0 and not self.batch.min <= self.input.shape[0] <= self.batch.max:
+            raise ValueError(f"fixed batch {self.input.shape[0]} is outside batch {self.batch.min}..{self.batch.max}")
+        if not self.outputs:
+            raise ValueError("outputs: name at least one output")
+        return self
+
 
 def manifest_path_for(model_path: Path) -> Path:
-    return model_path.with_name(model_path.stem + ".manifest.json")
+    """The manifest that describes `model_path`: the first of .manifest.json/.yaml/.yml that exists, else the
+    .json name (where a new manifest is written)."""
+    for suffix in MANIFEST_SUFFIXES:
+        candidate = model_path.with_name(model_path.stem + suffix)
+        if candidate.exists():
+            return candidate
+    return model_path.with_name(model_path.stem + MANIFEST_SUFFIXES[0])
 
 
 def load_manifest(model_path: Path) -> Manifest:
     """Load the manifest next to `model_path`, with errors that name the file and the field."""
     path = manifest_path_for(model_path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise EngineError(
-            f"{model_path}: no manifest next to the model (expected {path.name})"
+            f"{model_path}: no manifest next to the model (expected {path.name}); `jetvit-daemon engine export` "
+            "and `engine build` write one, docs/ENGINES.md describes its fields"
         ) from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise EngineError(f"{path}: cannot read manifest: {exc}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise EngineError(f"{path}: cannot parse manifest: {exc}") from None
+    if not isinstance(data, dict):
+        raise EngineError(f"{path}: a manifest is a mapping of fields, got {type(data).__name__}")
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            "{}: {}".format(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()
+            "{}: {}".format(".".join(str(p) for p in err["loc"]) or "(top)", err["msg"]) for err in exc.errors()
         )
         raise EngineError(f"{path}: invalid manifest: {problems}") from None
+
+
+def write_manifest(model_path: Path, manifest: Manifest) -> Path:
+    """Write `<model>.manifest.json` next to `model_path`; returns its path."""
+    path = model_path.with_name(model_path.stem + MANIFEST_SUFFIXES[0])
+    data = manifest.model_dump(mode="json", exclude_none=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def load_labels(model_path: Path, manifest: Manifest) -> Optional[List[str]]:

@@ -1,4 +1,5 @@
-"""ONNX Runtime runner: the default everywhere that is not a Jetson with a TensorRT engine."""
+"""ONNX Runtime runner: the default everywhere that is not a Jetson with a TensorRT engine, and the fallback on
+one. CPU by default; the CUDA and TensorRT execution providers when this onnxruntime build has them."""
 
 import logging
 from pathlib import Path
@@ -8,11 +9,24 @@ import numpy as np
 
 from jetvit_daemon.errors import EngineError
 from jetvit_daemon.runners.base import Runner, RunnerInfo
-from jetvit_daemon.runners.manifest import load_manifest
+from jetvit_daemon.runners.manifest import InputSpec, load_manifest
 
 log = logging.getLogger(__name__)
 
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
+# `providers: [auto]` tries these in order and keeps the ones this onnxruntime build has.
+AUTO_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def resolve_providers(wanted: Sequence[str], available: Sequence[str]) -> List[str]:
+    """`auto` → the GPU providers present, then CPU; named providers must all be present."""
+    if list(wanted) == ["auto"]:
+        return [p for p in AUTO_PROVIDERS if p in available]
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise EngineError("execution provider(s) {} not available in this onnxruntime; available: {} (or use "
+                          "providers: [auto])".format(", ".join(missing), ", ".join(available)))
+    return list(wanted)
 
 
 class OrtRunner(Runner):
@@ -20,6 +34,9 @@ class OrtRunner(Runner):
 
     >>> runner = OrtRunner(Path("model.onnx"), providers=["CPUExecutionProvider"])  # doctest: +SKIP
     >>> runner.infer(batch)["logits"]                                             # doctest: +SKIP
+
+    A model with a fixed batch axis B takes 1..B images per call (fewer are zero-padded to B); a dynamic batch
+    axis takes up to the manifest's `batch.max`.
     """
 
     def __init__(
@@ -33,15 +50,13 @@ class OrtRunner(Runner):
 
         self.model_path = Path(model_path)
         self.manifest = load_manifest(self.model_path)
-        available = ort.get_available_providers()
-        wanted: List[str] = list(providers or ["CPUExecutionProvider"])
-        missing = [p for p in wanted if p not in available]
-        if missing:
-            raise EngineError(
-                "{}: execution provider(s) {} not available in this onnxruntime; available: {}".format(
-                    self.model_path, ", ".join(missing), ", ".join(available)
-                )
-            )
+        if self.manifest.framework != "onnx":
+            raise EngineError(f"{self.model_path}: the manifest says framework {self.manifest.framework!r}; "
+                              "ONNX Runtime runs .onnx models (use runner tensorrt for engines)")
+        try:
+            wanted = resolve_providers(providers or ["CPUExecutionProvider"], ort.get_available_providers())
+        except EngineError as exc:
+            raise EngineError(f"{self.model_path}: {exc}") from None
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = inter_op_threads
@@ -49,12 +64,17 @@ class OrtRunner(Runner):
             self._session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt or missing files
             raise EngineError(f"{self.model_path}: ONNX Runtime cannot load the model: {exc}") from None
-        self._check_against_manifest()
+        self._ort_version = ort.__version__
+        self._fixed_batch = self._check_against_manifest()
         self._input_name = self.manifest.input.name
         self._output_names = [o.name for o in self._session.get_outputs()]
         self._providers = self._session.get_providers()
+        self._item_shape = self.manifest.input.item_shape
+        self._dtype = np.dtype(self.manifest.input.dtype)
+        self._max_batch = self._fixed_batch or self.manifest.batch.max
 
-    def _check_against_manifest(self) -> None:
+    def _check_against_manifest(self) -> Optional[int]:
+        """Compare the graph's input with the manifest; returns the graph's fixed batch size, None if dynamic."""
         inputs = self._session.get_inputs()
         spec = self.manifest.input
         if len(inputs) != 1 or inputs[0].name != spec.name:
@@ -66,22 +86,46 @@ class OrtRunner(Runner):
             raise EngineError(
                 f"{self.model_path}: input dtype is {inputs[0].type} in the model, {spec.dtype} in the manifest"
             )
+        shape = list(inputs[0].shape)
+        fixed_dims = [d if isinstance(d, int) and d > 0 else None for d in shape]
+        if len(shape) != len(spec.shape) or any(
+            d is not None and d != want for d, want in zip(fixed_dims[1:], spec.shape[1:])
+        ):
+            raise EngineError(f"{self.model_path}: the model's input shape is {shape}, the manifest says {spec.shape}")
         names = [o.name for o in self._session.get_outputs()]
         missing = [n for n in self.manifest.outputs if n not in names]
         if missing:
             raise EngineError(f"{self.model_path}: manifest outputs {missing} not in the model (has {names})")
+        return fixed_dims[0]
 
     def info(self) -> RunnerInfo:
-        device = "CPU" if self._providers[0] == "CPUExecutionProvider" else self._providers[0]
+        first = self._providers[0]
+        device = "CPU" if first == "CPUExecutionProvider" else first.replace("ExecutionProvider", "")
+        spec = self.manifest.input
+        if self._fixed_batch is not None:
+            spec = InputSpec(name=spec.name, shape=[self._fixed_batch, *spec.shape[1:]], dtype=spec.dtype,
+                             layout=spec.layout)
         return RunnerInfo(
             runner="onnxruntime",
-            device=device,
+            device=f"{device} (onnxruntime {self._ort_version})",
             model_path=str(self.model_path),
-            input=self.manifest.input,
+            input=spec,
             output_names=tuple(self.manifest.outputs),
-            max_batch=self.manifest.batch.max,
+            max_batch=self._max_batch,
         )
 
     def infer(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        if not isinstance(batch, np.ndarray) or batch.dtype != self._dtype or batch.shape[1:] != self._item_shape:
+            raise EngineError("{}: a batch must be a {} array of shape [n, {}], got {} {}".format(
+                self.model_path, self._dtype.name, ", ".join(str(d) for d in self._item_shape),
+                getattr(batch, "dtype", type(batch).__name__), list(getattr(batch, "shape", []))))
+        n = int(batch.shape[0])
+        if not 1 <= n <= self._max_batch:
+            raise EngineError(f"{self.model_path}: batch of {n}; this model takes 1..{self._max_batch} images")
+        if self._fixed_batch is not None and n < self._fixed_batch:
+            padded = np.zeros((self._fixed_batch, *self._item_shape), dtype=self._dtype)
+            padded[:n] = batch
+            outputs = self._session.run(self._output_names, {self._input_name: padded})
+            return {name: out[:n] for name, out in zip(self._output_names, outputs)}
         outputs = self._session.run(self._output_names, {self._input_name: batch})
         return dict(zip(self._output_names, outputs))

@@ -1,22 +1,29 @@
-"""engines/vit_onnx.py (ViT → ONNX builder), engines/make_vit_tiny.py and the bundled digits model."""
+"""jetvit_daemon/engine/vit_onnx.py (ViT → ONNX builder, preprocessing folding), the ViT-Tiny benchmark model
+(engines/make_vit_tiny.py, `make_vit_tiny`) and the bundled digits model."""
 
-import sys
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 
+from jetvit_daemon.engine.export import make_vit_tiny, vit_tiny_config
+from jetvit_daemon.engine.vit_onnx import (
+    FoldedPreprocess,
+    ViTConfig,
+    build_model,
+    count_params,
+    forward_numpy,
+    init_weights,
+)
+from jetvit_daemon.pipeline.digits import load_digits_test, render_digit_frame
+from jetvit_daemon.pipeline.preprocess import Preprocessor
+from jetvit_daemon.runners.manifest import load_labels, load_manifest
+
 ENGINES = Path(__file__).resolve().parents[2] / "engines"
-sys.path.insert(0, str(ENGINES))
-
-import onnxruntime as ort  # noqa: E402
-from make_vit_tiny import VIT_TINY_16_224, make_vit_tiny  # noqa: E402
-from vit_onnx import ViTConfig, build_model, count_params, forward_numpy, init_weights  # noqa: E402
-
-from jetvit_daemon.pipeline.digits import load_digits_test, render_digit_frame  # noqa: E402
-from jetvit_daemon.pipeline.preprocess import Preprocessor  # noqa: E402
-from jetvit_daemon.runners.manifest import load_labels, load_manifest  # noqa: E402
+VIT_TINY_16_224 = vit_tiny_config()
 
 BUNDLED = Path(__file__).resolve().parents[2] / "jetvit_daemon" / "assets" / "vit_digits" / "vit_digits.onnx"
 SMALL = ViTConfig(
@@ -119,6 +126,35 @@ def test_make_vit_tiny_is_deterministic(tmp_path):
     assert manifest.preprocess.std == [0.229, 0.224, 0.225]
     assert manifest.preprocess.interpolation == "linear"
     assert manifest.labels is None and manifest.batch.max == 32
+
+
+def test_make_vit_tiny_script_writes_the_same_model(tmp_path):
+    spec = importlib.util.spec_from_file_location("make_vit_tiny", ENGINES / "make_vit_tiny.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.VIT_TINY_16_224 == VIT_TINY_16_224
+    assert script.main(["--out", str(tmp_path / "s" / "vit.onnx")]) == 0
+    assert (tmp_path / "s" / "vit.onnx").read_bytes() == make_vit_tiny(tmp_path / "p" / "vit.onnx").read_bytes()
+    assert (tmp_path / "s" / "vit.manifest.json").is_file()
+
+
+@pytest.mark.parametrize("model_order", ["RGB", "BGR"])
+def test_folded_graph_on_uint8_bgr_frames_equals_the_float_graph_on_normalised_input(small_weights, model_order):
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    fold = FoldedPreprocess(scale=1 / 255.0, mean=mean, std=std, model_channel_order=model_order)
+    folded = build_model(SMALL, small_weights, fold=fold)
+    (inp,) = folded.graph.input
+    assert inp.name == "frames" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert [d.dim_value for d in inp.type.tensor_type.shape.dim[1:]] == [16, 16, 3]
+
+    frames = np.random.default_rng(3).integers(0, 256, size=(3, 16, 16, 3), dtype=np.uint8)  # BGR, NHWC
+    model_input = frames[..., ::-1] if model_order == "RGB" else frames
+    x = (model_input.astype(np.float32) / 255.0 - np.array(mean, np.float32)) / np.array(std, np.float32)
+    want = _run(_session(build_model(SMALL, small_weights)), np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    got = _session(folded).run(["logits"], {"frames": frames})[0]
+    assert np.abs(want).max() > 0.5
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
 
 
 def test_bundled_model_matches_its_manifest():

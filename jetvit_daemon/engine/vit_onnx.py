@@ -1,4 +1,4 @@
-"""A small Vision Transformer written straight into an ONNX graph, with numpy and `onnx` only.
+"""A Vision Transformer written straight into an ONNX graph, with numpy and `onnx` only.
 
     cfg = ViTConfig(image_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.0,
                     num_classes=10)
@@ -7,18 +7,23 @@
     onnx.save(model, "vit.onnx")
     logits = forward_numpy(cfg, weights, x)      # the same maths in numpy, for tests
 
+    # Preprocessing folded in: the graph takes uint8 BGR frames [batch, H, W, 3] (input `frames`) and does
+    # the scaling, mean/std and channel order itself; the CPU only crops and resizes.
+    fold = FoldedPreprocess(scale=1 / 255, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    model = build_model(cfg, weights, fold=fold)
+
 The architecture is timm's `VisionTransformer` (pre-norm blocks, class token, learned position embedding,
 LayerNorm eps 1e-6, exact erf GELU, head on the class token), and the weight names and shapes are timm's
 (`cls_token`, `pos_embed`, `patch_embed.proj.weight`, `blocks.0.attn.qkv.weight`, ...), so a timm or torch
 state_dict converts with `{k: v.numpy() for k, v in state_dict.items()}`. Linear weights keep torch's
 [out, in] layout in the dict; the graph stores them transposed ([in, out]) under `<name>_t` for MatMul.
 
-Everything here is pure and stateless: thread-safe.
+Needs the `onnx` package (the `export` or `dev` extra). Everything here is pure and stateless: thread-safe.
 """
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import onnx
@@ -33,7 +38,10 @@ IR_VERSION = 8
 # timm's VisionTransformer builds its norms with `partial(nn.LayerNorm, eps=1e-6)`.
 LAYER_NORM_EPS = 1e-6
 INPUT_NAME = "pixel_values"
+# Input of a graph with the preprocessing folded in: uint8 frames, NHWC, as the camera delivers them.
+FRAMES_NAME = "frames"
 OUTPUT_NAME = "logits"
+PRODUCER = "jetvit-daemon"
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,39 @@ class ViTConfig:
     @property
     def mlp_hidden(self) -> int:
         return int(self.embed_dim * self.mlp_ratio)
+
+
+@dataclass(frozen=True)
+class FoldedPreprocess:
+    """The preprocessing a folded graph applies to its uint8 input: `(x * scale - mean) / std` per channel,
+    mean and std given in the model's channel order (`model_channel_order`); the graph's input carries its
+    channels in `input_channel_order` (BGR: camera frames as OpenCV delivers them, so the CPU does not flip).
+    `build_model(cfg, weights, fold=FoldedPreprocess(mean=..., std=...))`. Immutable: thread-safe."""
+
+    scale: float = 1.0 / 255.0
+    mean: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: Tuple[float, float, float] = (1.0, 1.0, 1.0)
+    model_channel_order: str = "RGB"
+    input_channel_order: str = "BGR"
+
+    def __post_init__(self) -> None:
+        for order in (self.model_channel_order, self.input_channel_order):
+            if order not in ("RGB", "BGR"):
+                raise ValueError(f"channel order must be RGB or BGR, got {order!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
+            raise ValueError(f"need 3 means and 3 non-zero stds, got mean {self.mean} std {self.std}")
+
+    @property
+    def flips_channels(self) -> bool:
+        return self.model_channel_order != self.input_channel_order
+
+    def mul_add(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(a, b) with x_norm = x * a + b, per channel in the input's channel order."""
+        a = np.float32(self.scale) / np.asarray(self.std, dtype=np.float32)
+        b = -np.asarray(self.mean, dtype=np.float32) / np.asarray(self.std, dtype=np.float32)
+        if self.flips_channels:
+            a, b = a[::-1], b[::-1]
+        return a.astype(np.float32), b.astype(np.float32)
 
 
 def weight_shapes(cfg: ViTConfig) -> Dict[str, Tuple[int, ...]]:
@@ -194,18 +235,25 @@ def build_model(
     weights: Dict[str, np.ndarray],
     model_name: str = "vit",
     decompose_layernorm: bool = False,
+    fold: Optional[FoldedPreprocess] = None,
 ) -> onnx.ModelProto:
     """The ONNX graph of `cfg` with `weights` baked in: `pixel_values` [batch, C, H, W] float32 →
     `logits` [batch, num_classes], batch dynamic (dim_param "batch").
 
+    fold: take `frames` [batch, H, W, 3] uint8 instead and apply `fold` inside the graph (Cast → Transpose →
+    Mul/Add per channel; a channel flip is folded into the patch embedding's weights, exactly).
     decompose_layernorm spells LayerNorm with ReduceMean/Sub/Sqrt/Div for parsers without the opset-17 op.
     """
+    if fold is not None and cfg.in_chans != 3:
+        raise ValueError(f"folded preprocessing takes 3-channel frames, the model has {cfg.in_chans} channels")
     _check_weights(cfg, weights)
     g = _Graph()
     d, heads, hd = cfg.embed_dim, cfg.num_heads, cfg.head_dim
 
     for name in weight_shapes(cfg):  # extra entries of a converted state_dict are left out
         value = np.asarray(weights[name], dtype=np.float32)
+        if name == "patch_embed.proj.weight" and fold is not None and fold.flips_channels:
+            value = value[:, ::-1]  # the frames' channel order, so the graph needs no channel gather
         if value.ndim == 2:  # torch Linear [out, in] → MatMul's [in, out]
             g.const(name + "_t", value.T)
         else:
@@ -226,10 +274,22 @@ def build_model(
     g.const("const.qkv_shape", np.array([0, 0, 3, heads, hd], dtype=np.int64))
     g.const("const.merge_shape", np.array([0, 0, d], dtype=np.int64))
 
+    input_name = INPUT_NAME if fold is None else FRAMES_NAME
+    pixels = input_name
+    if fold is not None:
+        mul, add = fold.mul_add()
+        g.const("const.fold_mul", mul.reshape(1, 3, 1, 1))
+        g.const("const.fold_add", add.reshape(1, 3, 1, 1))
+        # TensorRT takes uint8 network inputs from 8.5 on only if a Cast comes first (TensorRT 8.5 release notes).
+        pixels = g.op("Cast", [input_name], "preprocess", to=TensorProto.FLOAT)
+        pixels = g.op("Transpose", [pixels], "preprocess", perm=[0, 3, 1, 2])  # NHWC → NCHW
+        pixels = g.op("Mul", [pixels, "const.fold_mul"], "preprocess")
+        pixels = g.op("Add", [pixels, "const.fold_add"], "preprocess")
+
     # Patch embedding: a conv with kernel = stride = patch, then [B, D, gh, gw] → [B, N, D].
     x = g.op(
         "Conv",
-        [INPUT_NAME, "patch_embed.proj.weight", "patch_embed.proj.bias"],
+        [pixels, "patch_embed.proj.weight", "patch_embed.proj.bias"],
         "patch_embed",
         kernel_shape=[cfg.patch_size, cfg.patch_size],
         strides=[cfg.patch_size, cfg.patch_size],
@@ -238,7 +298,7 @@ def build_model(
     x = g.op("Transpose", [x], "patch_embed", perm=[0, 2, 1])
 
     # Class token, broadcast to the runtime batch size, in front of the patches; then position embedding.
-    batch = g.op("Slice", [g.op("Shape", [INPUT_NAME], "cls"), "const.slice_start", "const.slice_end"], "cls")
+    batch = g.op("Slice", [g.op("Shape", [input_name], "cls"), "const.slice_start", "const.slice_end"], "cls")
     cls = g.op("Expand", ["cls_token", g.op("Concat", [batch, "const.cls_tail"], "cls", axis=0)], "cls")
     x = g.op("Concat", [cls, x], "cls", axis=1)
     x = g.op("Add", [x, "pos_embed"], "pos_embed")
@@ -273,19 +333,23 @@ def build_model(
     logits = _linear(g, x, "head")
     g.nodes.append(helper.make_node("Identity", [logits], [OUTPUT_NAME], name="logits"))
 
+    if fold is None:
+        graph_input = helper.make_tensor_value_info(
+            INPUT_NAME, TensorProto.FLOAT, ["batch", cfg.in_chans, cfg.image_size, cfg.image_size]
+        )
+    else:
+        graph_input = helper.make_tensor_value_info(
+            FRAMES_NAME, TensorProto.UINT8, ["batch", cfg.image_size, cfg.image_size, 3]
+        )
     graph = helper.make_graph(
         g.nodes,
         model_name,
-        [
-            helper.make_tensor_value_info(
-                INPUT_NAME, TensorProto.FLOAT, ["batch", cfg.in_chans, cfg.image_size, cfg.image_size]
-            )
-        ],
+        [graph_input],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", cfg.num_classes])],
         initializer=g.initializers,
     )
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="jetvit-daemon engines/vit_onnx.py"
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=PRODUCER
     )
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model)
