@@ -64,6 +64,9 @@ class Observation:
 class Learned:
     capacity_fps: Optional[float] = None
     power_w: Optional[float] = None
+    # The demand at which this state, not yet measured, was found short (the SLO at risk in it): a probe that
+    # failed is not repeated until demand is clearly lower.
+    insufficient_fps: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,8 @@ def has_headroom(policy: Policy, p: PipelineView) -> Optional[str]:
     """Why the current state looks like more than needed, or None."""
     if p.dropped_fps > 0 or p.queue_depth > max(1, p.batch_size):
         return None
+    if p.demand_fps == 0 and p.queue_depth == 0:
+        return "no frames arriving"
     target_ms = policy.slo.latency_p95_ms
     ratio = policy.capacity.headroom_latency_ratio
     if target_ms is not None:
@@ -246,9 +251,13 @@ def decide(policy: Policy, obs: Observation, memory: Memory,
         memory = replace(memory, up_since_s=None)
         # The average lags: once in a state measured within the budget, wait for the average to follow
         # instead of stepping further down.
-        state_power = learned[index].power_w
-        if index > 0 and in_state_s >= policy.dwell.up_after_s and not (
-                state_power is not None and state_power <= budget):
+        # The average lags, and a state's own power shows only after POWER_SETTLE_S in it: judge the state
+        # entered by its own power (learned, else the reading now) once settled, or a lagging average cascades
+        # down to the lowest state.
+        settled = in_state_s >= max(policy.dwell.up_after_s, POWER_SETTLE_S)
+        now_w = obs.telemetry.board_power_w
+        state_power = learned[index].power_w if learned[index].power_w is not None else now_w
+        if index > 0 and settled and (state_power is None or state_power > budget):
             target = index - 1
             while target > 0 and not _within_budget(policy, learned[target]):
                 target -= 1
@@ -275,6 +284,10 @@ def decide(policy: Policy, obs: Observation, memory: Memory,
         if target == index:
             return _hold(memory, f"{risk}; the next state is measured over the {budget} W budget")
         if now - since >= policy.dwell.up_after_s:
+            if learned[index].capacity_fps is None:
+                marked = list(learned)
+                marked[index] = replace(learned[index], insufficient_fps=p.demand_fps)
+                memory = replace(memory, learned=tuple(marked))
             return _move(policy, memory, target, "slo", risk, now)
         return _hold(memory, risk)
 
@@ -288,6 +301,11 @@ def decide(policy: Policy, obs: Observation, memory: Memory,
             how = "measured" if lower_cap is not None else "estimated"
             return _hold(memory, f"{policy.ladder[index - 1].name} {how} {lower_est:.0f} frames/s < "
                                  f"{need:.0f} needed (demand {p.demand_fps:.0f} × {1 + policy.capacity.margin:.2f})")
+        failed_at = learned[index - 1].insufficient_fps
+        if lower_cap is None and failed_at is not None and p.demand_fps * (1.0 + policy.capacity.margin) > failed_at:
+            memory = replace(memory, up_since_s=None, down_since_s=None)
+            return _hold(memory, f"{policy.ladder[index - 1].name} fell short at {failed_at:.0f} frames/s; demand "
+                                 f"{p.demand_fps:.0f} × {1 + policy.capacity.margin:.2f} is not clearly lower")
         since = memory.down_since_s if memory.down_since_s is not None else now
         memory = replace(memory, down_since_s=since, up_since_s=None)
         if in_state_s < policy.dwell.min_state_s:
