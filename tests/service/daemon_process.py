@@ -97,6 +97,14 @@ class DaemonProcess:
                 out[name] = float(value)
         return out
 
+    def wait_metric(self, name: str, value: float, timeout_s: float = 10.0) -> None:
+        """Wait until the metric sample `name` reads `value` (a state is applied a moment after it is logged)."""
+        deadline = time.monotonic() + timeout_s
+        while self.metrics().get(name) != value:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} is {self.metrics().get(name)}, not {value}; log:\n{self.log}")
+            time.sleep(0.05)
+
     def terminate(self, timeout_s: float = 10.0) -> float:
         """SIGTERM and wait; returns the seconds it took to exit."""
         start = time.monotonic()

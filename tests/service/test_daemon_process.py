@@ -111,7 +111,7 @@ def test_an_edited_policy_is_picked_up_within_2_s_and_an_invalid_one_keeps_the_o
     try:
         daemon.wait_ready()
         daemon.wait_for_log(r"power mode 25W → MAXN_SUPER")
-        assert daemon.metrics()["jetvit_governor_batch_size_frames"] == 4
+        daemon.wait_metric("jetvit_governor_batch_size_frames", 4)
         edited = dict(FAST_POLICY, ladder=[FAST_POLICY["ladder"][0], dict(FAST_POLICY["ladder"][1], batch_size=2)])
         saved_at = time.monotonic()
         setup["policy"].write_text(yaml.safe_dump(edited))
