@@ -165,12 +165,14 @@ class Governor:
         while self._power and self._power[0][0] < now - window_s:
             self._power.popleft()
         avg = sum(p for _, p in self._power) / len(self._power) if self._power else None
+        applied = self._applied is not None and self._applied.index == self._memory.index
         return Observation(
             now_s=now,
             telemetry=sample if fresh else None,
             telemetry_fresh=fresh,
             pipeline=self._pipeline_view(),
             board_power_avg_w=avg,
+            state_applied=applied,
         )
 
     def tick(self) -> Decision:

@@ -84,6 +84,14 @@ class Capacity(_Strict):
         0.9, gt=0, le=1, description="demand ≥ this share of the state's measured capacity: step up early")
     headroom_latency_ratio: float = Field(
         0.5, gt=0, le=1, description="latency p95 at most this share of the target counts as headroom")
+    @model_validator(mode="after")
+    def _no_flapping(self) -> "Capacity":
+        if self.near_ratio * (1.0 + self.margin) <= 1.0:
+            raise ValueError(
+                f"near_ratio × (1 + margin) must exceed 1 (got {self.near_ratio} × {1 + self.margin:g}): a state "
+                "chosen to cover demand × (1 + margin) would count as at risk at once and the governor would flap")
+        return self
+
     min_busy: float = Field(
         0.9, gt=0, le=1,
         description="learn a state's capacity only when inference is at least this busy with a full batch "
