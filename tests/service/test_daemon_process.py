@@ -119,6 +119,12 @@ def test_an_edited_policy_is_picked_up_within_2_s_and_an_invalid_one_keeps_the_o
             assert time.monotonic() - saved_at < 2.0, "the edited policy was not applied within 2 s"
             time.sleep(0.05)
         assert daemon.metrics()['jetvit_policy_reloads_total{result="ok"}'] == 1
+        # SIGHUP (systemctl reload) reloads at once, even an unchanged file.
+        import signal
+
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_metric('jetvit_policy_reloads_total{result="ok"}', 2, timeout_s=2.0)
+        daemon.wait_for_log(r"reload requested \(SIGHUP\)")
 
         setup["policy"].write_text("version: 1\nladder:\n  - {name: x, mode: TURBO}\n")
         saved_at = time.monotonic()
