@@ -274,14 +274,6 @@ class SysfsTelemetry(ThreadedTelemetry):
 
     # -- reads --
 
-    def _emit(self, kind: str, message: str) -> None:
-        if self._on_event is None:
-            return
-        try:
-            self._on_event(kind, message)
-        except Exception:
-            log.exception("sysfs telemetry: on_event callback failed for %s", kind)
-
     def _read_failed(self, path: str, exc: OSError) -> None:
         with self._lock:
             self._read_errors += 1

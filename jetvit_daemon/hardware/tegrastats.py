@@ -501,14 +501,6 @@ class TegrastatsReader(ThreadedTelemetry):
 
     # -- worker --
 
-    def _emit(self, kind: str, message: str) -> None:
-        if self._on_event is None:
-            return
-        try:
-            self._on_event(kind, message)
-        except Exception:
-            log.exception("tegrastats reader: on_event callback failed for %s", kind)
-
     def _check_stale(self) -> None:
         stale = self.is_stale()
         if stale and not self._stale_reported:

@@ -70,6 +70,18 @@ class ThreadedTelemetry(abc.ABC):
                 logging.getLogger(type(self).__module__).warning(self._stop_warning, timeout_s)
         self._thread = None
 
+    def _emit(self, kind: str, message: str) -> None:
+        """Report an event (restart, stale, parse error …) to the owner's `on_event`, if any; a failing
+        callback is logged, never raised into the worker."""
+        callback = getattr(self, "_on_event", None)
+        if callback is None:
+            return
+        try:
+            callback(kind, message)
+        except Exception:
+            logging.getLogger(type(self).__module__).exception("%s: on_event callback failed for %s",
+                                                               self._thread_name, kind)
+
     def latest(self) -> Optional[TelemetrySample]:
         with self._lock:
             return self._latest
