@@ -118,14 +118,16 @@ class Daemon:
             from jetvit_daemon.hardware.sensors import SysfsTelemetry
 
             return SysfsTelemetry(tree, self.clock, interval_s=cfg.interval_s,
-                                  gpu_devfreq_dir=find_gpu_devfreq(tree))
+                                  gpu_devfreq_dir=find_gpu_devfreq(tree), on_event=self._telemetry_event)
         from jetvit_daemon.hardware.jtop_source import JtopTelemetry
 
-        return JtopTelemetry(self.clock, interval_s=cfg.interval_s)
+        return JtopTelemetry(self.clock, interval_s=cfg.interval_s, on_event=self._telemetry_event)
 
     def _telemetry_event(self, kind: str, message: str) -> None:
-        if kind in ("restart", "telemetry_stale", "parse_error"):
-            self.metrics.error("telemetry", RuntimeError(message))
+        if kind == "telemetry_recovered":
+            log.info("telemetry %s: %s", kind, message)
+            return
+        self.metrics.error("telemetry", RuntimeError(message))
         log.warning("telemetry %s: %s", kind, message)
 
     def _build_runner(self) -> Runner:

@@ -141,3 +141,30 @@ def test_an_edited_policy_is_picked_up_within_2_s_and_an_invalid_one_keeps_the_o
     finally:
         daemon.kill()
     assert daemon.proc.returncode == 0, daemon.log
+
+
+def test_telemetry_loss_moves_the_running_daemon_to_the_safe_state_and_shows_in_metrics(tmp_path):
+    from daemon_process import FAST_POLICY
+
+    from jetvit_daemon.sim.emulators import write_faults
+
+    policy = dict(FAST_POLICY, stale_telemetry={"after_s": 1.0, "state": "low"})
+    setup = write_setup(tmp_path, policy=policy)
+    daemon = DaemonProcess(setup["config"])
+    try:
+        daemon.wait_ready()
+        daemon.wait_metric('jetvit_board_power_mode{mode="MAXN_SUPER"}', 1)
+        write_faults(setup["board"], {"tegrastats": "hang"})  # the board's tegrastats stops printing
+        daemon.wait_for_log(r"step down top → low: no fresh telemetry for \d+ s ≥ 1 s", timeout_s=20)
+        daemon.wait_metric('jetvit_board_power_mode{mode="15W"}', 1)
+        metrics = daemon.metrics()
+        assert metrics["jetvit_telemetry_stale"] == 1
+        assert metrics['jetvit_governor_decisions_total{rule="stale"}'] == 1
+        assert metrics['jetvit_errors_total{component="telemetry"}'] >= 1
+        write_faults(setup["board"], {})  # readings return; the reader restarts the tool
+        daemon.wait_metric("jetvit_telemetry_stale", 0, timeout_s=20)
+        assert daemon.terminate() < 5.0
+    finally:
+        daemon.kill()
+    assert daemon.proc.returncode == 0, daemon.log
+    assert board_mode_id(setup["board"]) == MODE_25W
