@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from jetvit_daemon import __version__
+from jetvit_daemon.config import BOARD_NAMES
 from jetvit_daemon.errors import ActuationError, ConfigError, EngineError, JetvitError, PolicyError
 
 log = logging.getLogger("jetvit_daemon")
@@ -274,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="replay a load scenario against a policy on a simulated board, offline")
     sim.add_argument("--board", default="orin-nano-super",
-                     choices=["nano", "orin-nano", "orin-nano-super", "orin-nx-16gb", "agx-orin-64gb"])
+                     choices=BOARD_NAMES)
     sim.add_argument("--policy", default=None, metavar="FILE|static:MODE|threshold",
                      help="a policy file (default: the built-in policy), static:MODE (that mode, GPU uncapped, "
                           "batch 4) or threshold (the naive power-threshold script)")
@@ -295,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "(exit 0 valid, 1 invalid, every problem listed)")
     check.add_argument("file", type=Path)
     check.add_argument("--board", default=None,
-                       choices=["nano", "orin-nano", "orin-nano-super", "orin-nx-16gb", "agx-orin-64gb"],
+                       choices=BOARD_NAMES,
                        help="check against this simulated board (default: the Jetson this runs on, else "
                             "orin-nano-super)")
     check.add_argument("--ignore-permissions", action="store_true",

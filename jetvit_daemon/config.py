@@ -3,7 +3,7 @@ config/daemon.yaml; errors name the file, the line and the field."""
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Optional, Tuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,8 +21,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The simulated boards (jetvit_daemon/sim/boards.py PROFILES; a test keeps the two in step). A Literal, so a
+# typo in daemon.yaml is told the valid names.
+SimBoardName = Literal["nano", "orin-nano", "orin-nano-super", "orin-nx-16gb", "agx-orin-64gb"]
+BOARD_NAMES: Tuple[str, ...] = get_args(SimBoardName)
+
+
 class SimulatorConfig(_Strict):
-    board: Literal["nano", "orin-nano", "orin-nano-super", "orin-nx-16gb", "agx-orin-64gb"] = "orin-nano-super"
+    board: SimBoardName = "orin-nano-super"
     root_dir: Optional[Path] = Field(
         None, description="where the simulated board keeps its sysfs tree; null: <state_dir>/simboard/<board>")
     ambient_c: float = Field(25.0, ge=-40, le=85)

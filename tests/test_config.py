@@ -47,3 +47,10 @@ def test_cli_reports_a_bad_config_and_exits_2(tmp_path, capsys):
 def test_cli_reports_a_missing_config_file(tmp_path, capsys):
     assert main(["run", "--config", str(tmp_path / "nope.yaml")]) == 2
     assert "nope.yaml: cannot read: No such file or directory" in capsys.readouterr().err
+
+
+def test_the_simulator_board_names_are_the_simulated_profiles():
+    from jetvit_daemon.config import BOARD_NAMES
+    from jetvit_daemon.sim.boards import PROFILES
+
+    assert set(BOARD_NAMES) == set(PROFILES)

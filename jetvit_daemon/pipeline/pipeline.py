@@ -128,7 +128,7 @@ class Pipeline:
     >>> pipe = Pipeline(clock, [camera], runner, preprocessor, classifier, [sink], batch_size=4)  # doctest: +SKIP
     >>> pipe.start(); pipe.stats(); pipe.set_batching(8, 0.05); pipe.stop()                      # doctest: +SKIP
 
-    `stats()`, `set_batching()`, `set_batch_size()` and `batch_size` are thread-safe.
+    `stats()`, `set_batching()` and `batch_size` are thread-safe.
     """
 
     def __init__(
@@ -191,12 +191,6 @@ class Pipeline:
         """Set the batch size (clamped, returned) and how long a batch may wait to fill (None: the default)."""
         with self._lock:
             self._batch_wait_s = self._default_batch_wait_s if wait_s is None else max(0.0, wait_s)
-            self._batch_size = self._clamp(n)
-            return self._batch_size
-
-    def set_batch_size(self, n: int) -> int:
-        """Set the target batch size (clamped to 1..the runner's maximum); returns the value applied."""
-        with self._lock:
             self._batch_size = self._clamp(n)
             return self._batch_size
 

@@ -5,7 +5,7 @@ import abc
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -57,16 +57,6 @@ RUNNERS: Mapping[str, str] = {
 }
 
 
-def runner_available(name: str) -> bool:
-    """Whether the runner's backend library can be imported here."""
-    backend = {"onnxruntime": "onnxruntime", "tensorrt": "tensorrt"}[name]
-    try:
-        importlib.import_module(backend)
-    except ImportError:
-        return False
-    return True
-
-
 def choose_runner_name(name: str, model_path: Path) -> str:
     """Resolve `auto`: a `.engine`/`.plan` file needs TensorRT; an `.onnx` file runs on ONNX Runtime."""
     if name != "auto":
@@ -95,7 +85,3 @@ def create_runner(name: str, model_path: Path, options: Optional[Mapping[str, An
     cls = getattr(module, class_name)
     runner: Runner = cls(model_path, **dict(options or {}))
     return runner
-
-
-def output_names(manifest: Manifest) -> List[str]:
-    return list(manifest.outputs)

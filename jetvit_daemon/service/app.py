@@ -23,6 +23,7 @@ from jetvit_daemon.hardware.base import Platform, TelemetrySource
 from jetvit_daemon.hardware.commands import CommandRunner
 from jetvit_daemon.hardware.jetson import JetsonPlatform
 from jetvit_daemon.hardware.sysfs import SysfsTree
+from jetvit_daemon.hardware.telemetry_thread import STALE_INTERVALS
 from jetvit_daemon.pipeline.pipeline import Pipeline, PipelineStats
 from jetvit_daemon.pipeline.postprocess import Top1Classifier
 from jetvit_daemon.pipeline.preprocess import Preprocessor
@@ -205,14 +206,15 @@ class Daemon:
                      src.count, src.width, src.height, src.fps)
         log.info("policy: %s (%d states: %s)", self.policy_path, len(policy.ladder),
                  " < ".join(s.name for s in policy.ladder))
-        telemetry_interval_s = cfg.telemetry.interval_s
+        # Stale, as the readers judge it: no reading for STALE_INTERVALS intervals (plus delivery slack).
+        telemetry_max_age_s = STALE_INTERVALS * cfg.telemetry.interval_s + 0.5
         self.governor = Governor(
             self.platform, policy, self._pipeline_view, self.pipeline.set_batching, self.clock,
-            telemetry_max_age_s=3 * telemetry_interval_s + 0.5, events=self.metrics,
+            telemetry_max_age_s=telemetry_max_age_s, events=self.metrics,
         )
         self.metrics.set_build_info(info.runner, info.device, Path(info.model_path).name, self._board_text)
         self.metrics.add_pipeline(self.pipeline.stats)
-        self.metrics.add_board(self.platform.latest_telemetry, self.clock.monotonic, 3 * telemetry_interval_s + 0.5)
+        self.metrics.add_board(self.platform.latest_telemetry, self.clock.monotonic, telemetry_max_age_s)
         self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics.registry, self.health, self.status)
         self.watcher = PolicyWatcher(policy_path, self._load_policy, self.governor.set_policy, self._policy_reloaded,
                                      check_perms=cfg.policy_permissions == "strict" and

@@ -63,8 +63,8 @@ def test_stats_reflect_rates_latency_and_batching():
     pipe.start()
     try:
         threading.Event().wait(1.5)
-        assert pipe.set_batch_size(1000) == runner.info().max_batch
-        assert pipe.set_batch_size(0) == 1
+        assert pipe.set_batching(1000) == runner.info().max_batch
+        assert pipe.set_batching(0) == 1
         stats = pipe.stats()
     finally:
         pipe.stop()
