@@ -13,6 +13,7 @@ Restore order: the mode goes back first because `nvpmodel -m` rewrites the GPU d
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -36,6 +37,7 @@ from jetvit_daemon.hardware.probe import (
 )
 from jetvit_daemon.hardware.sensors import SysfsTelemetry
 from jetvit_daemon.hardware.sysfs import SysfsTree
+from jetvit_daemon.workers import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +143,7 @@ class JetsonPlatform(Platform):
         self._telemetry = telemetry
         self._on_conflict = on_conflict
         self._nvpmodel = Nvpmodel(runner, tree, nvpmodel_timeout_s)
+        self._nvpmodel_timeout_s = nvpmodel_timeout_s
         self._journal = BaselineJournal(self._state_dir)
         self._lock: Optional[InstanceLock] = None
         self._board: Optional[BoardInfo] = None
@@ -210,29 +213,35 @@ class JetsonPlatform(Platform):
             log.error("%s; journal %s kept", self.restore_report, self._journal.path)
             self._baseline = leftover
 
-    def stop(self, restore: bool = True) -> None:
+    def stop(self, restore: bool = True, timeout_s: Optional[float] = None) -> None:
         """Stop telemetry and, with `restore`, put the board back (skipped while the system shuts down, the
         journal then kept so the next start restores). `restore=False` leaves the board and the journal
-        as they are. Releases the instance lock."""
+        as they are. `timeout_s` bounds the whole stop: telemetry gets a small share, and each nvpmodel call
+        at most what is left. Releases the instance lock."""
+        started_s = time.monotonic()
         try:
             try:
-                self._telemetry.stop()
+                self._telemetry.stop(2.0 if timeout_s is None else max(0.1, min(2.0, timeout_s / 8)))
             except JetvitError as exc:
                 log.error("telemetry %s did not stop cleanly: %s", self._telemetry.name, exc)
             if restore and self._baseline is not None:
-                self._restore_on_stop(self._baseline)
+                nvpmodel = self._nvpmodel
+                if timeout_s is not None:
+                    left_s = max(0.5, timeout_s - (time.monotonic() - started_s))
+                    nvpmodel = Nvpmodel(self._runner, self._tree, min(self._nvpmodel_timeout_s, left_s / 2))
+                self._restore_on_stop(self._baseline, nvpmodel)
         finally:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
 
-    def _restore_on_stop(self, baseline: Baseline) -> None:
+    def _restore_on_stop(self, baseline: Baseline, nvpmodel: Nvpmodel) -> None:
         if system_is_stopping(self._runner):
             log.warning(
                 "system is shutting down: restore skipped, journal %s kept for the next start", self._journal.path
             )
             return
-        ok, lines = _restore_baseline(self._tree, self._nvpmodel, baseline)
+        ok, lines = _restore_baseline(self._tree, nvpmodel, baseline)
         if ok:
             log.info("restored %s", "; ".join(lines))
             self._journal.clear()
@@ -250,6 +259,12 @@ class JetsonPlatform(Platform):
 
     def latest_telemetry(self) -> Optional[TelemetrySample]:
         return self._telemetry.latest()
+
+    def telemetry_stale(self) -> bool:
+        return self._telemetry.is_stale()
+
+    def workers(self) -> Sequence[WorkerThread]:
+        return self._telemetry.workers()
 
     def power_modes(self) -> Sequence[PowerMode]:
         return self._nvpmodel.conf().power_modes
