@@ -81,6 +81,9 @@ class TelemetrySource(Protocol):
 
     def stop(self, timeout_s: float = 2.0) -> None: ...
 
+    def begin_stop(self) -> None:
+        """Stopping has begun: start no child again and end the loop, without waiting (`stop()` joins)."""
+
     def latest(self) -> Optional[TelemetrySample]: ...
 
     def is_stale(self) -> bool: ...
@@ -105,6 +108,10 @@ class Platform(abc.ABC):
     def stop(self, restore: bool = True, timeout_s: Optional[float] = None) -> None:
         """Stop telemetry and, with `restore`, put the board back; `timeout_s` bounds the whole stop (the
         service's stop deadline), None: the configured program timeouts."""
+
+    def begin_stop(self) -> None:
+        """The daemon has begun to stop (its owner calls this first, `stop()` last): from now on restart no
+        child, so the end of a child during the stop is not taken for a failure. Thread-safe, does not wait."""
 
     @abc.abstractmethod
     def latest_telemetry(self) -> Optional[TelemetrySample]:

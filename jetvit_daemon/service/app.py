@@ -19,10 +19,12 @@ from jetvit_daemon import __version__
 from jetvit_daemon.clock import Clock, SystemClock
 from jetvit_daemon.config import DaemonConfig
 from jetvit_daemon.errors import ConfigError
+from jetvit_daemon.pipeline.sinks import QueuedSink
 from jetvit_daemon.service.board import select_board
 from jetvit_daemon.service.components import Components, ReloadTracker, build, warm_up
 from jetvit_daemon.service.http import HttpServer
 from jetvit_daemon.service.notify import SystemdNotifier
+from jetvit_daemon.service.results import sinks_status
 from jetvit_daemon.service.signals import SignalInbox
 from jetvit_daemon.service.status import StatusSnapshot, WorkerHealth, snapshot_json, status_line
 from jetvit_daemon.service.supervisor import Stage, Supervisor
@@ -165,7 +167,8 @@ class Service:
             policy_states=tuple(s.name for s in policy.ladder), last_reload=self.reloads.last,
             governor=p.governor.status(), pipeline=stats, telemetry=sample,
             telemetry_age_s=None if sample is None else now - sample.t_mono_s,
-            telemetry_stale=p.platform.telemetry_stale(), workers=workers, inference_failing_s=failing_s)
+            telemetry_stale=p.platform.telemetry_stale(), workers=workers, inference_failing_s=failing_s,
+            sinks=tuple(sinks_status([s for s in p.sinks if isinstance(s, QueuedSink)])))
 
     def status(self) -> Dict[str, Any]:
         return snapshot_json(self.snapshot())
@@ -192,6 +195,7 @@ class Service:
             self.phase = "stopping"
             self.reloads.announce = False
             self.notifier.stopping()
+            self.parts.platform.begin_stop()  # no child restarts from here on: their end is part of the stop
             self.supervisor.stop(hurry=lambda: self.signals.hurry)
             if self.install_signals:
                 self.signals.restore()

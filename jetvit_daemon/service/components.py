@@ -7,7 +7,8 @@ wired together, nothing started (no thread, no child process, no write to the bo
 
 Every part can be injected (platform, runner, sources, sinks), so the whole service runs in-process in tests
 with a `ManualClock` and fakes. Where a new kind of source or sink plugs in: add a factory to
-`SOURCE_FACTORIES` / `SINK_FACTORIES` under its config `type`; the runner is made by `build_runner`.
+`SOURCE_FACTORIES` under its config `type` / to `service/results.py`'s `build_sinks`; the runner is made by
+`build_runner`.
 """
 
 import logging
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from jetvit_daemon.clock import Clock
-from jetvit_daemon.config import DaemonConfig, SinkConfig, SourceConfig
+from jetvit_daemon.config import DaemonConfig, SourceConfig
 from jetvit_daemon.errors import ConfigError, EngineError, PolicyError
 from jetvit_daemon.governor.decide import PipelineView
 from jetvit_daemon.governor.loop import Governor
@@ -30,7 +31,7 @@ from jetvit_daemon.hardware.nvpmodel import Nvpmodel
 from jetvit_daemon.pipeline.pipeline import Pipeline
 from jetvit_daemon.pipeline.postprocess import Top1Classifier
 from jetvit_daemon.pipeline.preprocess import Preprocessor
-from jetvit_daemon.pipeline.sinks import JsonlSink, ResultSink
+from jetvit_daemon.pipeline.sinks import QueuedSink, ResultSink
 from jetvit_daemon.pipeline.sources import FrameSource, SyntheticCamera
 from jetvit_daemon.runners.base import Runner, create_runner
 from jetvit_daemon.runners.manifest import load_labels
@@ -38,14 +39,13 @@ from jetvit_daemon.runners.paced import PacedRunner
 from jetvit_daemon.service.board import BoardAccess
 from jetvit_daemon.service.metrics import Metrics
 from jetvit_daemon.service.notify import SystemdNotifier
+from jetvit_daemon.service.results import SinkCollector, build_sinks
 from jetvit_daemon.service.status import ReloadResult
 
 log = logging.getLogger("jetvit_daemon")
 
 # config `type` → factory(source config, index of the first camera, clock) → the cameras it describes.
 SourceFactory = Callable[[SourceConfig, int, Clock], List[FrameSource]]
-# config `type` → factory(sink config) → the sink.
-SinkFactory = Callable[[SinkConfig], ResultSink]
 
 
 def _synthetic_sources(sc: SourceConfig, first: int, clock: Clock) -> List[FrameSource]:
@@ -54,7 +54,6 @@ def _synthetic_sources(sc: SourceConfig, first: int, clock: Clock) -> List[Frame
 
 
 SOURCE_FACTORIES: Dict[str, SourceFactory] = {"synthetic": _synthetic_sources}
-SINK_FACTORIES: Dict[str, SinkFactory] = {"jsonl": lambda s: JsonlSink(s.path)}
 
 
 class ReloadTracker:
@@ -133,7 +132,11 @@ def build(
     policy = load(path)
     runner = runner or build_runner(config, board)
     sources = list(sources) if sources is not None else build_sources(config, clock)
-    sinks = list(sinks) if sinks is not None else build_sinks(config)
+    if sinks is None:
+        sinks = build_sinks(config.sinks, clock, runner.manifest.model_name, Path(runner.info().model_path),
+                            on_error=report)
+    sinks = list(sinks)
+    metrics.registry.register(SinkCollector([s for s in sinks if isinstance(s, QueuedSink)]))
     pipeline = build_pipeline(config, clock, runner, sources, sinks, policy, metrics, report)
     board.busy.source = pipeline.busy_fraction  # the simulated GPU's load follows real inference
     governor = Governor(platform, policy, _pipeline_view(pipeline), pipeline.set_batching, clock, events=metrics)
@@ -257,17 +260,6 @@ def build_sources(config: DaemonConfig, clock: Clock) -> List[FrameSource]:
                               f"(known: {', '.join(sorted(SOURCE_FACTORIES))})")
         sources.extend(factory(sc, len(sources), clock))
     return sources
-
-
-def build_sinks(config: DaemonConfig) -> List[ResultSink]:
-    sinks: List[ResultSink] = []
-    for i, sc in enumerate(config.sinks):
-        factory = SINK_FACTORIES.get(sc.type)
-        if factory is None:
-            raise ConfigError(f"sinks[{i}].type: no sink of type {sc.type!r} "
-                              f"(known: {', '.join(sorted(SINK_FACTORIES))})")
-        sinks.append(factory(sc))
-    return sinks
 
 
 def build_pipeline(config: DaemonConfig, clock: Clock, runner: Runner, sources: List[FrameSource],

@@ -64,6 +64,7 @@ class StatusSnapshot:
     telemetry_stale: bool
     workers: Tuple[WorkerHealth, ...]
     inference_failing_s: Optional[float] = None  # how long every batch has failed, else None
+    sinks: Tuple[Mapping[str, Any], ...] = ()  # each QueuedSink's stats (service/results.py)
 
     # -- verdicts ------------------------------------------------------------------------------------------
     def health_problems(self) -> List[str]:
@@ -144,6 +145,7 @@ def snapshot_json(s: StatusSnapshot) -> Dict[str, Any]:
             "gpu_freq_hz": t.gpu_freq_hz, "cpu_load_pct": t.cpu_load_pct},
         "workers": [dataclasses.asdict(w) for w in s.workers],
         "inference_failing_s": s.inference_failing_s,
+        "sinks": [dict(x) for x in s.sinks],
     }
 
 
