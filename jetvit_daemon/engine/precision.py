@@ -32,7 +32,6 @@ from jetvit_daemon.runners.manifest import Manifest, PrecisionSource
 
 log = logging.getLogger(__name__)
 
-ORT_HINT = "onnxruntime converts and quantizes the model: pip install 'jetvit-daemon[export]' (or onnxruntime)"
 # Ops left in float32 by the fp16 conversion: softmax over attention scores and layer norm's variance overflow or
 # lose their small differences in float16 (NVIDIA's TensorRT "Reduced Precision" guidance, ONNX Runtime's own
 # float16 converter default block list keeps such ops too).
@@ -48,11 +47,9 @@ DEFAULT_PERCENTILE = 99.99
 
 
 def _require_ort() -> Any:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise EngineError(f"cannot convert the model's precision: {ORT_HINT}") from None
-    return onnxruntime
+    from jetvit_daemon.extras import require
+
+    return require("onnxruntime", "engine export --precision fp16/int8 (ONNX Runtime converts and quantizes)")
 
 
 def to_fp16(src: Path, out: Path) -> PrecisionSource:

@@ -106,7 +106,7 @@ def test_int8_needs_a_calibration_folder(tmp_path):
                     precision="int8")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(EngineError, match="--calib-images .*empty: no images there"):
+    with pytest.raises(EngineError, match=r"--calib-images .*empty: no images there"):
         export_onnx(init_weights(SMALL, 0), SMALL, tmp_path / "m.onnx", model_name="m", preprocess=IMAGENET,
                     precision="int8", calib_images=empty)
 
