@@ -96,6 +96,8 @@ class DaemonConfig(_Strict):
     http: HttpConfig = Field(default_factory=HttpConfig)
     status_interval_s: float = Field(5.0, gt=0, description="one-line status every this many seconds")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Optional[Literal["text", "journal", "json"]] = Field(
+        None, description="null: journal when stderr is systemd's journal, else text; json: one object a line")
 
     def resolved_state_dir(self) -> Path:
         if self.state_dir is not None:

@@ -378,6 +378,8 @@ class Daemon:
         """Stop everything that was started, in reverse order; restore the power settings last."""
         with self._stop_lock:
             self.notifier.stopping()
+            if self.platform is not None:
+                self.platform.begin_stop()  # no child restarts from here on: their end is part of the stop
             if "http" in self._started and self.http is not None:
                 self.http.stop()
             if "governor" in self._started:
