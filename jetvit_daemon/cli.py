@@ -69,6 +69,9 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     finally:
         close_board(board)
     report["simulated"] = board.sim is not None
+    # "jetson": is this a real board. The simulated one carries a Jetson's files (device tree, L4T release),
+    # which is how its identity reaches the "board" section, but scripts asking "am I on a Jetson?" must hear no.
+    report["jetson"] = bool(report["jetson"]) and board.sim is None
     report["description"] = board.description
     if args.json:
         print(json.dumps(report, indent=1, default=str))
