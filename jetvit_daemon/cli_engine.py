@@ -135,9 +135,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     check_engine_manifest(args.engine, manifest, facts)
     build = manifest.build
     assert build is not None
+    how = manifest.precision_source.describe() if manifest.precision_source else "how: not recorded"
     print(f"{args.engine}: fits this system (TensorRT {build.tensorrt_version}, {build.device}, "
           f"JetPack {build.jetpack or 'unknown'}; here {facts.tensorrt_version or '?'}, {facts.device_text()}, "
-          f"JetPack {facts.jetpack or 'unknown'})")
+          f"JetPack {facts.jetpack or 'unknown'}); {manifest.precision}: {how}")
     return 0
 
 
