@@ -35,6 +35,7 @@ class Top1Classifier:
                     label=label,
                     score=float(row[i]),
                     truth=frame.truth,
+                    t_capture_wall_s=frame.t_capture_wall_s,
                 )
             )
         return out

@@ -41,6 +41,7 @@ class JsonlSink(ResultSink):
                         "score": round(r.score, 5),
                         "latency_ms": round(r.latency_s * 1000.0, 3),
                         "truth": r.truth,
+                        "t_capture_unix_s": r.t_capture_wall_s,
                     }
                 )
                 + "\n"
