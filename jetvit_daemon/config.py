@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Literal, Optional, Tuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from jetvit_daemon.config_sinks import SinkConfigs
 from jetvit_daemon.errors import ConfigError
 from jetvit_daemon.pipeline.capture.uri import SourceUri, parse_uri
 from jetvit_daemon.yamlfile import YamlProblem, load_yaml_model
@@ -96,11 +97,6 @@ class SourceConfig(_Strict):
         return parse_uri(self.uri)
 
 
-class SinkConfig(_Strict):
-    type: Literal["jsonl"] = "jsonl"
-    path: Path
-
-
 class PipelineConfig(_Strict):
     queue_size: Optional[int] = Field(None, ge=1, le=10000, description="no longer used: each source has its "
                                       "own slot (accepted so old configs still load; a note is logged)")
@@ -137,12 +133,14 @@ class DaemonConfig(_Strict):
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     sources: List[SourceConfig] = Field(default_factory=lambda: [SourceConfig()])
-    sinks: List[SinkConfig] = Field(default_factory=list)
+    sinks: SinkConfigs = Field(default_factory=list, description="config_sinks.py: jsonl, mqtt, http")
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     status_interval_s: float = Field(5.0, gt=0, description="one-line status every this many seconds")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Optional[Literal["text", "journal", "json"]] = Field(
+        None, description="null: journal when stderr is systemd's journal, else text; json: one object a line")
 
     def resolved_state_dir(self) -> Path:
         if self.state_dir is not None:
@@ -186,7 +184,7 @@ def _resolve_relative(config: DaemonConfig, base: Path) -> DaemonConfig:
     if any(sc.uri.startswith("file://") for sc in config.sources):
         updates["sources"] = [_resolve_file_uri(sc, base) for sc in config.sources]
     if config.sinks:
-        updates["sinks"] = [s.model_copy(update={"path": fix(s.path) or s.path}) for s in config.sinks]
+        updates["sinks"] = [s.resolve_paths(fix) for s in config.sinks]
     return config.model_copy(update=updates) if updates else config
 
 

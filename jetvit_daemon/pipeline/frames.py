@@ -1,7 +1,7 @@
 """What travels through the pipeline: frames in, results out. Frozen: one stage hands them to the next."""
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -13,7 +13,6 @@ class Frame:
     t_capture_s: float  # monotonic clock, when the source delivered it
     image: np.ndarray  # H×W×3 BGR uint8
     truth: Optional[int] = None  # the label the synthetic camera filmed; None for a real camera
-    t_capture_wall_s: Optional[float] = None  # wall clock (Unix seconds) at capture, for results consumers
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class Result:
     label: str
     score: float  # softmax probability of the top-1 class
     truth: Optional[int] = None
-    t_capture_wall_s: Optional[float] = None  # the frame's capture time on the wall clock (Unix seconds)
+    top_k: Tuple[Tuple[str, float], ...] = ()  # (label, probability), best first, the top-1 included
 
     @property
     def latency_s(self) -> float:

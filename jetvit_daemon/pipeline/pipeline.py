@@ -7,7 +7,7 @@ import collections
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable, Deque, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 from jetvit_daemon.clock import Clock
 from jetvit_daemon.pipeline.batcher import Batcher
@@ -142,14 +142,18 @@ class Pipeline:
         self._dropped_total = 0
         self._correct_total = 0
         self._labelled_total = 0
+        # The newest frame of each source that reached the model (for snapshots): a reference, no copy.
+        self._last_frames: Dict[str, Frame] = {}
         self._slots = SlotSet(clock, on_arrival=self._arrived, on_drop=self._dropped)
         self.batcher = Batcher(self._slots, clock, batch_size, max_batch_wait_s, self.max_batch)
         self.sources: List[SourceSupervisor] = [
             s if isinstance(s, SourceSupervisor) else _supervise(s, clock, on_worker_death) for s in sources]
         for sup in self.sources:
             sup.attach(self._slots.add(sup.name, sup.live))
-        self.workers: List[WorkerThread] = [sup.worker for sup in self.sources]
-        self.workers.append(WorkerThread("inference", self._inference_body, on_worker_death))
+        self._stage_workers: List[WorkerThread] = [sup.worker for sup in self.sources]
+        self._stage_workers.append(WorkerThread("inference", self._inference_body, on_worker_death))
+        # Supervised with the stages; each sink starts and stops its own.
+        self.workers: List[WorkerThread] = [*self._stage_workers, *(w for s in self._sinks for w in s.workers)]
 
     # -- control -------------------------------------------------------------------------------------------
     @property
@@ -163,18 +167,33 @@ class Pipeline:
     def start(self) -> None:
         """Start the sources' supervisors and the inference thread. A source that cannot open is reported
         by its supervisor (state `failed` or `backoff`); it never stops the pipeline or the other sources."""
+        for sink in self._sinks:
+            sink.start()
         self._t_start_s = self._clock.monotonic()
-        for w in self.workers:
+        for w in self._stage_workers:
             w.start()
 
     def stop(self, timeout_s: float = 3.0) -> None:
-        for w in self.workers:
+        for w in self._stage_workers:
             w.stop_event.set()
         self._slots.wake_all()
-        for w in self.workers:
+        for w in self._stage_workers:
             w.stop(timeout_s)
         for sink in self._sinks:
             sink.close()
+
+    @property
+    def source_names(self) -> List[str]:
+        return [sup.name for sup in self.sources]
+
+    def source_states(self) -> Dict[str, Dict[str, Any]]:
+        """{source: {"state": ..., "last_error": ...}} for the retained MQTT state topics: the supervisor's
+        state (starting, streaming, stalled, backoff, failed, ended, stopped). Thread-safe."""
+        return {st.name: {"state": st.state, "last_error": st.last_error} for st in self.source_statuses()}
+
+    def last_frame(self, source: str) -> Optional[Frame]:
+        """The newest frame of `source` that went through the model, or None. Thread-safe (a dict read)."""
+        return self._last_frames.get(source)
 
     # -- statistics ----------------------------------------------------------------------------------------
     def stats(self) -> PipelineStats:
@@ -250,6 +269,8 @@ class Pipeline:
         outputs = self._runner.infer(batch)
         t1 = self._clock.monotonic()
         results = self._post.results(frames, outputs[self._post.output_name], t1)
+        for f in frames:
+            self._last_frames[f.source] = f
         for sink in self._sinks:
             sink.emit(results)
         self._record(results, t0, t1)

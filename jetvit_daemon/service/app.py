@@ -31,7 +31,7 @@ from jetvit_daemon.pipeline.capture.supervisor import SourceSupervisor
 from jetvit_daemon.pipeline.pipeline import Pipeline, PipelineStats
 from jetvit_daemon.pipeline.postprocess import Top1Classifier
 from jetvit_daemon.pipeline.preprocess import Preprocessor
-from jetvit_daemon.pipeline.sinks import JsonlSink, ResultSink
+from jetvit_daemon.pipeline.sinks.queued import QueuedSink
 from jetvit_daemon.runners.base import Runner, create_runner
 from jetvit_daemon.runners.manifest import load_labels
 from jetvit_daemon.runners.paced import PacedRunner
@@ -39,6 +39,7 @@ from jetvit_daemon.service.board import BoardAccess, close_board, open_board
 from jetvit_daemon.service.http import HttpServer
 from jetvit_daemon.service.metrics import Metrics
 from jetvit_daemon.service.notify import SystemdNotifier
+from jetvit_daemon.service.results import SinkCollector, build_sinks, sinks_status
 from jetvit_daemon.service.signals import SignalInbox
 from jetvit_daemon.service.source_metrics import SourcesCollector
 from jetvit_daemon.workers import WorkerThread
@@ -78,6 +79,7 @@ class Daemon:
         self.platform: Optional[Platform] = None
         self.runner: Optional[Runner] = None
         self.pipeline: Optional[Pipeline] = None
+        self.sinks: List[QueuedSink] = []
         self.governor: Optional[Governor] = None
         self.http: Optional[HttpServer] = None
         self.workers: List[WorkerThread] = []
@@ -163,14 +165,15 @@ class Daemon:
         manifest = runner.manifest
         model_path = Path(runner.info().model_path)
         labels = load_labels(model_path, manifest)
-        sinks: List[ResultSink] = [JsonlSink(s.path) for s in self.config.sinks]
+        self.sinks = build_sinks(self.config.sinks, self.clock, manifest.model_name, model_path,
+                                 on_death=self._on_worker_death, on_error=self._on_error)
         pcfg = self.config.pipeline
         if pcfg.queue_size is not None:
             log.info("pipeline.queue_size is no longer used (each source has its own slot): remove it")
         return Pipeline(
             self.clock, self._build_sources(runner), runner,
             Preprocessor(manifest.preprocess, manifest.input),
-            Top1Classifier(manifest.outputs[0], labels), sinks,
+            Top1Classifier(manifest.outputs[0], labels), self.sinks,
             batch_size=policy.ladder[policy.start_index].batch_size,
             max_batch_wait_s=pcfg.max_batch_wait_ms / 1000.0,
             window_s=pcfg.stats_window_s, on_worker_death=self._on_worker_death, on_error=self._on_error,
@@ -220,6 +223,7 @@ class Daemon:
         self.metrics.set_build_info(info.runner, info.device, Path(info.model_path).name, self._board_text)
         self.metrics.add_pipeline(self.pipeline.stats)
         self.metrics.registry.register(SourcesCollector(self.pipeline.source_statuses))
+        self.metrics.registry.register(SinkCollector(self.sinks))
         self.metrics.add_board(self.platform.latest_telemetry, self.clock.monotonic, telemetry_max_age_s)
         self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics.registry, self.health, self.status)
         self.watcher = PolicyWatcher(policy_path, self._load_policy, self.governor.set_policy, self._policy_reloaded,
@@ -255,6 +259,7 @@ class Daemon:
         if self.pipeline is not None:
             out["pipeline"] = self.pipeline.stats().__dict__
             out["sources"] = [st.as_dict() for st in self.pipeline.source_statuses()]
+        out["sinks"] = sinks_status(self.sinks)
         if self.governor is not None:
             out["governor"] = self.governor.status()
         if self.platform is not None:
@@ -360,6 +365,8 @@ class Daemon:
         """Stop everything that was started, in reverse order; restore the power settings last."""
         with self._stop_lock:
             self.notifier.stopping()
+            if self.platform is not None:
+                self.platform.begin_stop()  # no child restarts from here on: their end is part of the stop
             if "http" in self._started and self.http is not None:
                 self.http.stop()
             if "governor" in self._started:

@@ -313,7 +313,7 @@ class SourceSupervisor:
         assert self._slot is not None, "attach a slot before starting"
         frame = Frame(frame_id=self._next_frame_id, source=self.name,
                       t_capture_s=grab.t_capture_s if grab.t_capture_s is not None else now,
-                      image=grab.image, truth=grab.truth, t_capture_wall_s=self._clock.time())
+                      image=grab.image, truth=grab.truth)
         self._next_frame_id += 1
         with self._lock:
             self._frames_total += 1
