@@ -187,15 +187,9 @@ class Pipeline:
         return [sup.name for sup in self.sources]
 
     def source_states(self) -> Dict[str, Dict[str, Any]]:
-        """{source: {"state": ..., "last_error": ...}} for the retained MQTT state topics: the supervisor's
-        state (starting, streaming, stalled, backoff, failed, ended, stopped). Thread-safe."""
-        return {st.name: {"state": st.state, "last_error": st.last_error} for st in self.source_statuses()}
-
-    def source_states(self) -> Dict[str, Dict[str, str]]:
-        """{source: {"state": ...}} for the retained MQTT state topics: `running` while its capture thread runs,
-        else `stopped`. Thread-safe."""
-        return {w.name[len("capture-"):]: {"state": "running" if w.alive else "stopped"}
-                for w in self._stage_workers if w.name.startswith("capture-")}
+        """{source: {"state": ...}} for the retained MQTT state topics: the supervisor's state (starting,
+        streaming, stalled, backoff, failed, ended, stopped). Thread-safe."""
+        return {st.name: {"state": st.state} for st in self.source_statuses()}
 
     def last_frame(self, source: str) -> Optional[Frame]:
         """The newest frame of `source` that went through the model, or None. Thread-safe (a dict read)."""
