@@ -99,11 +99,14 @@ class GstLaunchCapture(Capture):
         proc = self._proc
         if proc is None or proc.stderr is None:
             return
-        for raw in proc.stderr:
-            line = self._redact(raw.decode("utf-8", "replace").rstrip())
-            if line:
-                self._stderr_lines.append(line)
-                log.debug("gst-launch[%d]: %s", proc.pid, line)
+        try:
+            for raw in proc.stderr:
+                line = self._redact(raw.decode("utf-8", "replace").rstrip())
+                if line:
+                    self._stderr_lines.append(line)
+                    log.debug("gst-launch[%d]: %s", proc.pid, line)
+        except (OSError, ValueError):  # closed under us by close(): the attempt is over
+            return
 
     def stderr_tail(self) -> "list[str]":
         return list(self._stderr_lines)
@@ -164,8 +167,8 @@ class GstLaunchCapture(Capture):
             self._drain.join(1.0)
         if proc.stdout is not None:
             proc.stdout.close()
-        if proc.stderr is not None and (self._drain is None or not self._drain.is_alive()):
-            proc.stderr.close()
+        if proc.stderr is not None:
+            proc.stderr.close()  # a drain still reading (a grandchild holding the pipe) ends on the error
 
 
 def _signal_group(proc: "subprocess.Popen[bytes]", sig: int) -> None:

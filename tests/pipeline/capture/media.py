@@ -102,6 +102,8 @@ class RtspServer:
         return f"rtsp://{credentials + '@' if credentials else ''}127.0.0.1:{self.port}{path}"
 
     def start(self, timeout_s: float = 30.0) -> None:
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
         argv = [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), str(self.port)]
         if self.auth:
             argv += ["--auth", self.auth]
