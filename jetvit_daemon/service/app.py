@@ -7,6 +7,7 @@ pipeline → governor → HTTP. Stop order is the reverse; the platform restores
 
 import logging
 import queue
+import socket
 import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -28,7 +29,7 @@ from jetvit_daemon.hardware.telemetry_thread import STALE_INTERVALS
 from jetvit_daemon.pipeline.pipeline import Pipeline, PipelineStats
 from jetvit_daemon.pipeline.postprocess import Top1Classifier
 from jetvit_daemon.pipeline.preprocess import Preprocessor
-from jetvit_daemon.pipeline.sinks import JsonlSink, ResultSink
+from jetvit_daemon.pipeline.sinks.queued import QueuedSink
 from jetvit_daemon.pipeline.sources import FrameSource, SyntheticCamera
 from jetvit_daemon.runners.base import Runner, create_runner
 from jetvit_daemon.runners.manifest import load_labels
@@ -37,6 +38,14 @@ from jetvit_daemon.service.board import BoardAccess, close_board, open_board
 from jetvit_daemon.service.http import HttpServer
 from jetvit_daemon.service.metrics import Metrics
 from jetvit_daemon.service.notify import SystemdNotifier
+from jetvit_daemon.service.results import (
+    SinkCollector,
+    SinkInputs,
+    build_sinks,
+    results_routes,
+    sinks_status,
+    stats_payload,
+)
 from jetvit_daemon.service.signals import SignalInbox
 from jetvit_daemon.workers import WorkerThread
 
@@ -75,6 +84,7 @@ class Daemon:
         self.platform: Optional[Platform] = None
         self.runner: Optional[Runner] = None
         self.pipeline: Optional[Pipeline] = None
+        self.sinks: List[QueuedSink] = []
         self.governor: Optional[Governor] = None
         self.http: Optional[HttpServer] = None
         self.workers: List[WorkerThread] = []
@@ -159,17 +169,27 @@ class Daemon:
         manifest = runner.manifest
         model_path = Path(runner.info().model_path)
         labels = load_labels(model_path, manifest)
-        sinks: List[ResultSink] = [JsonlSink(s.path) for s in self.config.sinks]
+        inputs = SinkInputs(socket.gethostname(), stats=self._sink_stats, states=self._source_states)
+        self.sinks = build_sinks(self.config.sinks, self.clock, manifest.model_name, model_path, inputs,
+                                 on_death=self._on_worker_death, on_error=self._on_error)
         pcfg = self.config.pipeline
         return Pipeline(
             self.clock, self._build_sources(), runner,
             Preprocessor(manifest.preprocess, manifest.input),
-            Top1Classifier(manifest.outputs[0], labels), sinks,
+            Top1Classifier(manifest.outputs[0], labels), self.sinks,
             batch_size=policy.ladder[policy.start_index].batch_size,
             queue_size=pcfg.queue_size, max_batch_wait_s=pcfg.max_batch_wait_ms / 1000.0,
             window_s=pcfg.stats_window_s, on_worker_death=self._on_worker_death, on_error=self._on_error,
             on_batch=self.metrics.on_batch,
         )
+
+    def _sink_stats(self) -> Dict[str, Any]:
+        assert self.pipeline is not None and self.governor is not None and self.platform is not None
+        t = self.platform.latest_telemetry()
+        return stats_payload(self.pipeline.stats(), self.governor.status(), t.board_power_w if t else None)
+
+    def _source_states(self) -> Dict[str, Any]:
+        return self.pipeline.source_states() if self.pipeline is not None else {}
 
     def _pipeline_view(self) -> PipelineView:
         assert self.pipeline is not None
@@ -217,8 +237,12 @@ class Daemon:
         )
         self.metrics.set_build_info(info.runner, info.device, Path(info.model_path).name, self._board_text)
         self.metrics.add_pipeline(self.pipeline.stats)
+        self.metrics.registry.register(SinkCollector(self.sinks))
         self.metrics.add_board(self.platform.latest_telemetry, self.clock.monotonic, telemetry_max_age_s)
-        self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics.registry, self.health, self.status)
+        routes = results_routes(cfg.sinks, self.sinks, self.pipeline.last_frame, lambda: self.pipeline.source_names
+                                if self.pipeline is not None else [])
+        self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics.registry, self.health, self.status,
+                               routes)
         self.watcher = PolicyWatcher(policy_path, self._load_policy, self.governor.set_policy, self._policy_reloaded,
                                      check_perms=strict, initial_text=policy_text)
         self.pipeline.start()
@@ -250,6 +274,7 @@ class Daemon:
         out: Dict[str, Any] = {"version": __version__, "board": self._board_text}
         if self.pipeline is not None:
             out["pipeline"] = self.pipeline.stats().__dict__
+        out["sinks"] = sinks_status(self.sinks)
         if self.governor is not None:
             out["governor"] = self.governor.status()
         if self.platform is not None:
@@ -356,6 +381,8 @@ class Daemon:
         """Stop everything that was started, in reverse order; restore the power settings last."""
         with self._stop_lock:
             self.notifier.stopping()
+            if self.platform is not None:
+                self.platform.begin_stop()  # no child restarts from here on: their end is part of the stop
             if "http" in self._started and self.http is not None:
                 self.http.stop()
             if "governor" in self._started:
