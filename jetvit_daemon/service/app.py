@@ -19,6 +19,7 @@ from jetvit_daemon import __version__
 from jetvit_daemon.clock import Clock, SystemClock
 from jetvit_daemon.config import DaemonConfig
 from jetvit_daemon.errors import ConfigError
+from jetvit_daemon.hardware.probe import acquire_instance_lock
 from jetvit_daemon.pipeline.sinks import QueuedSink
 from jetvit_daemon.service.board import select_board
 from jetvit_daemon.service.components import Components, ReloadTracker, build, warm_up
@@ -91,24 +92,25 @@ class Service:
     def _stages(self) -> List[Stage]:
         p = self.parts
         stages = [Stage("http", self._start_http, self._stop_http,
-                        lambda: [self.http.worker] if self.http is not None else [])]
+                        lambda: [self.http.worker] if self.http is not None else [], max_stop_s=2.0)]
         sim = p.board.sim
         if sim is not None:
-            stages.append(Stage("simulated board", sim.start, sim.stop, sim.workers))
+            stages.append(Stage("simulated board", sim.start, sim.stop, sim.workers, max_stop_s=2.0))
         stages += [
             Stage("platform", self._start_platform, self._stop_platform, p.platform.workers, restore=True),
             Stage("runner", self._start_runner, lambda t: p.runner.close()),
-            Stage("pipeline", p.pipeline.start, p.pipeline.stop, lambda: p.pipeline.workers),
+            Stage("pipeline", p.pipeline.start, p.pipeline.stop, lambda: p.pipeline.workers, max_stop_s=3.0),
+            # A governor stuck in a slow `nvpmodel -m` is not waited for: the platform's stop ends that switch.
             Stage("governor", self._governor.start, lambda t: self._stop_worker(self._governor, t),
-                  lambda: [self._governor]),
-            Stage("policy-watch", self._watch.start, self._stop_watch, lambda: [self._watch]),
+                  lambda: [self._governor], max_stop_s=2.0),
+            Stage("policy-watch", self._watch.start, self._stop_watch, lambda: [self._watch], max_stop_s=1.0),
         ]
         return stages
 
     def _start_http(self) -> None:
         cfg = self.parts.config.http
         self.http = HttpServer(cfg.host, cfg.port, self.parts.metrics.registry, self.health, self.status,
-                               ready=self.readiness)
+                               ready=self.readiness, routes=self.parts.routes)
         self.http.start()
         host, port = self.http.address
         shown = f"[{host}]" if ":" in host else host
@@ -168,7 +170,8 @@ class Service:
             governor=p.governor.status(), pipeline=stats, telemetry=sample,
             telemetry_age_s=None if sample is None else now - sample.t_mono_s,
             telemetry_stale=p.platform.telemetry_stale(), workers=workers, inference_failing_s=failing_s,
-            sinks=tuple(sinks_status([s for s in p.sinks if isinstance(s, QueuedSink)])))
+            sinks=tuple(sinks_status([s for s in p.sinks if isinstance(s, QueuedSink)])),
+            sources=tuple(st.as_dict() for st in p.pipeline.source_statuses()))
 
     def status(self) -> Dict[str, Any]:
         return snapshot_json(self.snapshot())
@@ -261,14 +264,15 @@ def run_daemon(config: DaemonConfig, policy_path: Optional[Path] = None, duratio
     """`jetvit-daemon run`: select the board, build, run; the exit status. Configuration, policy and engine
     errors raise (the CLI maps them to exit 2/3); the board is restored on every path out."""
     clock = clock or SystemClock()
-    ensure_state_dir(config.resolved_state_dir())
-    board = select_board(config, clock, host_root)
-    notifier = SystemdNotifier()
-    reloads = ReloadTracker(notifier)
+    state_dir = config.resolved_state_dir()
+    ensure_state_dir(state_dir)
+    # The instance lock (and the state directory's checks) before anything else: a second instance must not
+    # even start the simulated board's physics thread. The platform owns the lock once built.
+    lock = acquire_instance_lock(state_dir)
     try:
-        parts = build(config, board, clock, policy_path=policy_path, reloads=reloads)
-    except BaseException:
-        if board.sim is not None:
-            board.sim.stop()
-        raise
-    return Service(parts, notifier, duration_s=duration_s).run()
+        board = select_board(config, clock, host_root)
+        notifier = SystemdNotifier()
+        parts = build(config, board, clock, policy_path=policy_path, reloads=ReloadTracker(notifier), lock=lock)
+        return Service(parts, notifier, duration_s=duration_s).run()
+    finally:
+        lock.release()  # the platform's stop released it already, unless it never began

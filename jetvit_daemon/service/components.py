@@ -6,55 +6,51 @@ wired together, nothing started (no thread, no child process, no write to the bo
 >>> parts = build(config, board, clock, platform=FakePlatform(), runner=FakeRunner())       # doctest: +SKIP
 
 Every part can be injected (platform, runner, sources, sinks), so the whole service runs in-process in tests
-with a `ManualClock` and fakes. Where a new kind of source or sink plugs in: add a factory to
-`SOURCE_FACTORIES` under its config `type` / to `service/results.py`'s `build_sinks`; the runner is made by
-`build_runner`.
+with a `ManualClock` and fakes. Where a new kind of source or sink plugs in:
+`pipeline/capture/factory.py` (`build_sources` calls it) / to `service/results.py`'s `build_sinks`; the runner
+is made by `build_runner`.
 """
 
 import logging
+import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from jetvit_daemon.clock import Clock
-from jetvit_daemon.config import DaemonConfig, SourceConfig
-from jetvit_daemon.errors import ConfigError, EngineError, PolicyError
+from jetvit_daemon.config import DaemonConfig
+from jetvit_daemon.errors import ConfigError, EngineError
 from jetvit_daemon.governor.decide import PipelineView
 from jetvit_daemon.governor.loop import Governor
 from jetvit_daemon.governor.policy import DEFAULT_POLICY_FILE, Policy
 from jetvit_daemon.governor.policy_check import BoardFacts, load_checked
-from jetvit_daemon.governor.reload import PolicyWatcher, check_permissions, guarded
+from jetvit_daemon.governor.reload import PolicyWatcher, guarded, read_policy
 from jetvit_daemon.hardware.base import Platform, TelemetrySource
+from jetvit_daemon.hardware.commands import SubprocessRunner
 from jetvit_daemon.hardware.devfreq import GpuDevfreq, find_gpu_devfreq
 from jetvit_daemon.hardware.jetson import JetsonPlatform
 from jetvit_daemon.hardware.nvpmodel import Nvpmodel
+from jetvit_daemon.hardware.probe import InstanceLock
+from jetvit_daemon.pipeline.capture.factory import CaptureEnvironment, build_supervisors
+from jetvit_daemon.pipeline.capture.gst_pipeline import Target
+from jetvit_daemon.pipeline.capture.supervisor import SourceSupervisor
 from jetvit_daemon.pipeline.pipeline import Pipeline
 from jetvit_daemon.pipeline.postprocess import Top1Classifier
 from jetvit_daemon.pipeline.preprocess import Preprocessor
 from jetvit_daemon.pipeline.sinks import QueuedSink, ResultSink
-from jetvit_daemon.pipeline.sources import FrameSource, SyntheticCamera
+from jetvit_daemon.pipeline.sources import FrameSource
 from jetvit_daemon.runners.base import Runner, create_runner
 from jetvit_daemon.runners.manifest import load_labels
 from jetvit_daemon.runners.paced import PacedRunner
 from jetvit_daemon.service.board import BoardAccess
+from jetvit_daemon.service.http import Routes
 from jetvit_daemon.service.metrics import Metrics
 from jetvit_daemon.service.notify import SystemdNotifier
-from jetvit_daemon.service.results import SinkCollector, build_sinks
+from jetvit_daemon.service.results import SinkCollector, SinkInputs, build_sinks, results_routes, stats_payload
+from jetvit_daemon.service.source_metrics import SourcesCollector
 from jetvit_daemon.service.status import ReloadResult
 
 log = logging.getLogger("jetvit_daemon")
-
-# config `type` → factory(source config, index of the first camera, clock) → the cameras it describes.
-SourceFactory = Callable[[SourceConfig, int, Clock], List[FrameSource]]
-
-
-def _synthetic_sources(sc: SourceConfig, first: int, clock: Clock) -> List[FrameSource]:
-    return [SyntheticCamera(clock, fps=sc.fps, width=sc.width, height=sc.height, seed=sc.seed + 1000 * first + j,
-                            name=f"synthetic{first + j}") for j in range(sc.count)]
-
-
-SOURCE_FACTORIES: Dict[str, SourceFactory] = {"synthetic": _synthetic_sources}
-
 
 class ReloadTracker:
     """Policy reload bookkeeping: the last result (for the snapshot), the metric, and systemd's
@@ -82,6 +78,24 @@ class ReloadTracker:
 
 
 @dataclass
+class _Late:
+    """What the sinks read from parts built after them (stats for MQTT, source states)."""
+
+    def __init__(self) -> None:
+        self.pipeline: Optional[Pipeline] = None
+        self.governor: Optional[Governor] = None
+        self.platform: Optional[Platform] = None
+
+    def sink_stats(self) -> Dict[str, Any]:
+        assert self.pipeline is not None and self.governor is not None and self.platform is not None
+        t = self.platform.fresh_telemetry()
+        return stats_payload(self.pipeline.stats(), self.governor.status(), t.board_power_w if t else None)
+
+    def source_states(self) -> Dict[str, Any]:
+        return self.pipeline.source_states() if self.pipeline is not None else {}
+
+
+@dataclass
 class Components:
     """What `build` made. The service starts them in the order of its stages (service/app.py)."""
 
@@ -90,7 +104,7 @@ class Components:
     board: BoardAccess
     platform: Platform
     runner: Runner
-    sources: List[FrameSource]
+    sources: Sequence[Union[FrameSource, SourceSupervisor]]
     sinks: List[ResultSink]
     pipeline: Pipeline
     governor: Governor
@@ -100,6 +114,7 @@ class Components:
     policy_path: Path
     policy: Policy
     policy_origin: str  # where the path came from, for the first log lines
+    routes: Sequence[Routes]  # extra HTTP routes (the http sink's /v1/ endpoints)
 
 
 def build(
@@ -110,11 +125,12 @@ def build(
     policy_path: Optional[Path] = None,
     platform: Optional[Platform] = None,
     runner: Optional[Runner] = None,
-    sources: Optional[Sequence[FrameSource]] = None,
+    sources: Optional[Sequence[Union[FrameSource, SourceSupervisor]]] = None,
     sinks: Optional[Sequence[ResultSink]] = None,
     metrics: Optional[Metrics] = None,
     reloads: Optional[ReloadTracker] = None,
     on_error: Optional[Callable[[str, BaseException], None]] = None,
+    lock: Optional[InstanceLock] = None,
 ) -> Components:
     """Make every part; ConfigError/PolicyError/EngineError name what is wrong. Starts nothing."""
     metrics = metrics or Metrics()
@@ -123,28 +139,34 @@ def build(
     report = on_error or metrics.error
     path = Path(policy_path or config.policy_file or DEFAULT_POLICY_FILE)
     strict = config.policy_permissions == "strict" and path != DEFAULT_POLICY_FILE
-    if strict:  # a policy someone else could write must not get as far as touching the board
-        check_permissions(path)
-    initial_text = _read_policy_bytes(path)
+    # Read once, trusted only when no other user could swap it (strict): what was checked is what is parsed,
+    # and a policy someone else could write never gets as far as touching the board.
+    initial_text = read_policy(path, strict)
     facts = _platform_facts(platform, board.description) if platform is not None else _board_facts(board)
-    platform = platform or build_platform(config, board, clock, metrics)
+    platform = platform or build_platform(config, board, clock, metrics, lock)
     load = policy_loader(facts)
-    policy = load(path)
+    policy = load(path, initial_text)
     runner = runner or build_runner(config, board)
-    sources = list(sources) if sources is not None else build_sources(config, clock)
+    sources = list(sources) if sources is not None else list(build_sources(config, clock, runner))
+    late = _Late()  # the sinks read the pipeline, built after them
     if sinks is None:
+        inputs = SinkInputs(socket.gethostname(), stats=late.sink_stats, states=late.source_states)
         sinks = build_sinks(config.sinks, clock, runner.manifest.model_name, Path(runner.info().model_path),
-                            on_error=report)
+                            inputs, on_error=report)
     sinks = list(sinks)
     metrics.registry.register(SinkCollector([s for s in sinks if isinstance(s, QueuedSink)]))
     pipeline = build_pipeline(config, clock, runner, sources, sinks, policy, metrics, report)
+    metrics.registry.register(SourcesCollector(pipeline.source_statuses))
     board.busy.source = pipeline.busy_fraction  # the simulated GPU's load follows real inference
     governor = Governor(platform, policy, _pipeline_view(pipeline), pipeline.set_batching, clock, events=metrics)
+    late.pipeline, late.governor, late.platform = pipeline, governor, platform
+    routes = results_routes(config.sinks, [s for s in sinks if isinstance(s, QueuedSink)], pipeline.last_frame,
+                            lambda: pipeline.source_names)
     watcher = PolicyWatcher(path, load, governor.set_policy, reloads.done, check_perms=strict,
                             initial_text=initial_text, on_begin=reloads.begin)
     return Components(config=config, clock=clock, board=board, platform=platform, runner=runner,
                       sources=sources, sinks=sinks, pipeline=pipeline, governor=governor, watcher=watcher,
-                      metrics=metrics, reloads=reloads, policy_path=path, policy=policy,
+                      metrics=metrics, reloads=reloads, policy_path=path, policy=policy, routes=routes,
                       policy_origin=_origin(policy_path, config))
 
 
@@ -154,15 +176,6 @@ def _origin(policy_path: Optional[Path], config: DaemonConfig) -> str:
     if config.policy_file is not None:
         return "the config's policy_file"
     return "the built-in default (the config names no policy_file)"
-
-
-def _read_policy_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        from jetvit_daemon.governor.reload import describe_input_error
-
-        raise PolicyError(describe_input_error(path, exc)) from None
 
 
 def _platform_facts(platform: Platform, board_text: str) -> Callable[[], BoardFacts]:
@@ -179,11 +192,11 @@ def _board_facts(board: BoardAccess) -> Callable[[], BoardFacts]:
     return facts
 
 
-def policy_loader(facts: Callable[[], BoardFacts]) -> Callable[[Path], Policy]:
-    """A policy file validated against this board (schema, modes, reboot groups); PolicyError otherwise, for
-    every input error (unreadable, a directory, not UTF-8 …) too."""
-    def load(path: Path) -> Policy:
-        policy, notes = load_checked(path, facts())
+def policy_loader(facts: Callable[[], BoardFacts]) -> Callable[[Path, bytes], Policy]:
+    """A policy (the file's bytes) validated against this board (schema, modes, reboot groups); PolicyError
+    otherwise, for every input error (not UTF-8, nested too deeply …) too."""
+    def load(path: Path, data: bytes) -> Policy:
+        policy, notes = load_checked(path, facts(), data)
         for note in notes:
             log.info("policy: %s", note)
         return policy
@@ -191,7 +204,9 @@ def policy_loader(facts: Callable[[], BoardFacts]) -> Callable[[Path], Policy]:
     return guarded(load)
 
 
-def build_platform(config: DaemonConfig, board: BoardAccess, clock: Clock, metrics: Metrics) -> Platform:
+def build_platform(config: DaemonConfig, board: BoardAccess, clock: Clock, metrics: Metrics,
+                   lock: Optional[InstanceLock] = None) -> Platform:
+    """The JetsonPlatform on the board's seams; `lock`: the instance lock already taken (it owns it from here)."""
     hw = config.hardware
 
     def on_event(kind: str, message: str) -> None:
@@ -204,7 +219,7 @@ def build_platform(config: DaemonConfig, board: BoardAccess, clock: Clock, metri
     return JetsonPlatform(
         tree=board.tree, runner=board.runner, clock=clock, state_dir=config.resolved_state_dir(),
         telemetry=build_telemetry(config, board, clock, on_event), description=board.description,
-        nvpmodel_timeout_s=hw.nvpmodel_timeout_s, on_conflict=hw.on_conflict,
+        nvpmodel_timeout_s=hw.nvpmodel_timeout_s, on_conflict=hw.on_conflict, lock=lock,
     )
 
 
@@ -251,28 +266,32 @@ def warm_up(runner: Runner, iterations: int) -> None:
                           f"{type(exc).__name__}: {exc}") from None
 
 
-def build_sources(config: DaemonConfig, clock: Clock) -> List[FrameSource]:
-    sources: List[FrameSource] = []
-    for i, sc in enumerate(config.sources):
-        factory = SOURCE_FACTORIES.get(sc.type)
-        if factory is None:
-            raise ConfigError(f"sources[{i}].type: no source of type {sc.type!r} "
-                              f"(known: {', '.join(sorted(SOURCE_FACTORIES))})")
-        sources.extend(factory(sc, len(sources), clock))
-    return sources
+def build_sources(config: DaemonConfig, clock: Clock, runner: Runner) -> List[SourceSupervisor]:
+    """One supervisor per camera; cameras deliver frames already cropped and scaled to the model's input."""
+    manifest = runner.manifest
+    height, width = manifest.input.height_width
+    target = Target(width, height, crop=manifest.preprocess.resize == "center_crop")
+    env = CaptureEnvironment.probe(SubprocessRunner())
+    try:
+        return build_supervisors(config.sources, clock, target, env)
+    except ValueError as exc:
+        raise ConfigError(f"sources: {exc}") from None
 
 
-def build_pipeline(config: DaemonConfig, clock: Clock, runner: Runner, sources: List[FrameSource],
+def build_pipeline(config: DaemonConfig, clock: Clock, runner: Runner,
+                   sources: Sequence[Union[FrameSource, SourceSupervisor]],
                    sinks: List[ResultSink], policy: Policy, metrics: Metrics,
                    on_error: Callable[[str, BaseException], None]) -> Pipeline:
     manifest = runner.manifest
     labels = load_labels(Path(runner.info().model_path), manifest)
     pcfg = config.pipeline
+    if pcfg.queue_size is not None:
+        log.info("pipeline.queue_size is no longer used (each source has its own slot): remove it")
     return Pipeline(
         clock, sources, runner, Preprocessor(manifest.preprocess, manifest.input),
         Top1Classifier(manifest.outputs[0], labels), sinks,
-        batch_size=policy.ladder[policy.start_index].batch_size, queue_size=pcfg.queue_size,
-        max_batch_wait_s=pcfg.max_batch_wait_ms / 1000.0, window_s=pcfg.stats_window_s,
+        batch_size=policy.ladder[policy.start_index].batch_size, max_batch_wait_s=pcfg.max_batch_wait_ms / 1000.0,
+        window_s=pcfg.stats_window_s,
         on_error=on_error, on_batch=metrics.on_batch,
     )
 

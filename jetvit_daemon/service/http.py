@@ -1,5 +1,6 @@
 """The HTTP endpoint: /metrics (Prometheus), /healthz (liveness), /readyz (readiness), /status (JSON); GET and
-HEAD on each. IPv4 or IPv6 (`host: "::"` listens on both where the kernel allows dual-stack).
+HEAD on each; and the GET routes of other modules (`Routes`: the /v1/ result endpoints of
+service/results_http.py). IPv4 or IPv6 (`host: "::"` listens on both where the kernel allows dual-stack).
 
 Bounded so that a local client cannot starve the daemon: at most MAX_CONNECTIONS connections are served at
 once (one more is answered 503 and closed at once), each socket times out after REQUEST_TIMEOUT_S idle, and
@@ -12,7 +13,7 @@ import logging
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Protocol, Sequence, Tuple
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -27,6 +28,11 @@ LISTEN_BACKLOG = 128  # socketserver's default of 5 drops probes under a burst o
 
 # (code, JSON-able body) for the probes; a JSON-able dict for /status.
 Probe = Callable[[], Tuple[bool, Dict[str, Any]]]
+
+class Routes(Protocol):
+    def handle(self, request: BaseHTTPRequestHandler, path: str, query: str) -> bool:
+        """Answer the request (True) if `path` is one of these routes; False: not ours."""
+
 
 _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout)
 
@@ -104,8 +110,9 @@ class HttpServer:
         health: Probe,
         status: Callable[[], Dict[str, Any]],
         ready: Optional[Probe] = None,
+        routes: Sequence[Routes] = (),
     ) -> None:
-        handler = _make_handler(registry, health, ready or health, status)
+        handler = _make_handler(registry, health, ready or health, status, routes)
         try:
             self._server = _Server((host, port), handler)
         except OSError as exc:
@@ -133,13 +140,21 @@ class HttpServer:
         self._server.server_close()
 
 
-def _make_handler(registry: CollectorRegistry, health: Probe, ready: Probe,
-                  status: Callable[[], Dict[str, Any]]) -> Callable[..., BaseHTTPRequestHandler]:
+def _make_handler(registry: CollectorRegistry, health: Probe, ready: Probe, status: Callable[[], Dict[str, Any]],
+                  routes: Sequence[Routes] = ()) -> Callable[..., BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "jetvit-daemon"
         timeout = REQUEST_TIMEOUT_S  # StreamRequestHandler: a socket timeout for every read and write
 
         def do_GET(self) -> None:
+            path, _, query = self.path.partition("?")
+            try:
+                if any(r.handle(self, path, query) for r in routes):
+                    return
+            except _CLIENT_GONE as exc:
+                log.debug("http: client went away during %s: %s", path, exc)
+                self.close_connection = True
+                return
             self._answer(head=False)
 
         def do_HEAD(self) -> None:

@@ -65,6 +65,7 @@ class StatusSnapshot:
     workers: Tuple[WorkerHealth, ...]
     inference_failing_s: Optional[float] = None  # how long every batch has failed, else None
     sinks: Tuple[Mapping[str, Any], ...] = ()  # each QueuedSink's stats (service/results.py)
+    sources: Tuple[Mapping[str, Any], ...] = ()  # each source's status (pipeline/capture)
 
     # -- verdicts ------------------------------------------------------------------------------------------
     def health_problems(self) -> List[str]:
@@ -146,6 +147,7 @@ def snapshot_json(s: StatusSnapshot) -> Dict[str, Any]:
         "workers": [dataclasses.asdict(w) for w in s.workers],
         "inference_failing_s": s.inference_failing_s,
         "sinks": [dict(x) for x in s.sinks],
+        "sources": [dict(x) for x in s.sources],
     }
 
 

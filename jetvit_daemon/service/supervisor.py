@@ -35,6 +35,8 @@ class Stage:
     stop: Callable[[float], None]
     workers: Callable[[], Sequence[WorkerThread]] = field(default=lambda: ())
     restore: bool = False  # the stage that puts the board back: gets the reserve, runs even when hurried
+    max_stop_s: Optional[float] = None  # the most this stage may take even when more is left (a drain stage
+    #                                     waiting on a thread that the restore will end anyway should not)
 
 
 class Supervisor:
@@ -76,6 +78,8 @@ class Supervisor:
             else:
                 restore_after = any(s.restore for s in self.started[: self.started.index(stage)])
                 allowed_s = max(0.0, left_s - (self.restore_reserve_s if restore_after else 0.0))
+            if stage.max_stop_s is not None and not stage.restore:
+                allowed_s = min(allowed_s, stage.max_stop_s)
             self._stop_one(stage, allowed_s)
             self.started.remove(stage)
             self.stop_report.append(f"{stage.name}: {self.clock.monotonic() - now:.2f} s of {allowed_s:.2f} s")
