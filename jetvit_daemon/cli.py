@@ -23,7 +23,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from jetvit_daemon.service.logs import setup_logging
 
     config = load_config(args.config)
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     log.info("jetvit-daemon %s starting (config: %s)", __version__, args.config or "built-in defaults")
     daemon = Daemon(config, policy_path=args.policy, duration_s=args.duration)
     return daemon.run()
@@ -69,6 +69,9 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     finally:
         close_board(board)
     report["simulated"] = board.sim is not None
+    # "jetson": is this a real board. The simulated one carries a Jetson's files (device tree, L4T release),
+    # which is how its identity reaches the "board" section, but scripts asking "am I on a Jetson?" must hear no.
+    report["jetson"] = bool(report["jetson"]) and board.sim is None
     report["description"] = board.description
     if args.json:
         print(json.dumps(report, indent=1, default=str))
@@ -316,19 +319,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from jetvit_daemon.service.logs import report_fatal
+
     try:
         code: int = args.func(args)
     except (ConfigError, PolicyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_fatal(str(exc))
         return 2
     except EngineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_fatal(str(exc))
         return 3
     except ActuationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_fatal(str(exc))
         return 4
     except JetvitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_fatal(str(exc))
         return 2
     except KeyboardInterrupt:
         return 130

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Literal, Optional, Tuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jetvit_daemon.config_sinks import SinkConfigs
 from jetvit_daemon.errors import ConfigError
 from jetvit_daemon.yamlfile import YamlProblem, load_yaml_model
 
@@ -54,11 +55,6 @@ class SourceConfig(_Strict):
     seed: int = 0
 
 
-class SinkConfig(_Strict):
-    type: Literal["jsonl"] = "jsonl"
-    path: Path
-
-
 class PipelineConfig(_Strict):
     queue_size: int = Field(64, ge=1, le=10000)
     max_batch_wait_ms: float = Field(20.0, ge=0, le=1000)
@@ -94,12 +90,14 @@ class DaemonConfig(_Strict):
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     sources: List[SourceConfig] = Field(default_factory=lambda: [SourceConfig()])
-    sinks: List[SinkConfig] = Field(default_factory=list)
+    sinks: SinkConfigs = Field(default_factory=list, description="config_sinks.py: jsonl, mqtt, http")
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     status_interval_s: float = Field(5.0, gt=0, description="one-line status every this many seconds")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Optional[Literal["text", "journal", "json"]] = Field(
+        None, description="null: journal when stderr is systemd's journal, else text; json: one object a line")
 
     def resolved_state_dir(self) -> Path:
         if self.state_dir is not None:
@@ -141,5 +139,5 @@ def _resolve_relative(config: DaemonConfig, base: Path) -> DaemonConfig:
     if fix(config.simulator.root_dir) is not None:
         updates["simulator"] = config.simulator.model_copy(update={"root_dir": fix(config.simulator.root_dir)})
     if config.sinks:
-        updates["sinks"] = [s.model_copy(update={"path": fix(s.path) or s.path}) for s in config.sinks]
+        updates["sinks"] = [s.resolve_paths(fix) for s in config.sinks]
     return config.model_copy(update=updates) if updates else config

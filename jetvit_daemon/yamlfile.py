@@ -199,29 +199,48 @@ def _short_input(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _fields_at(model: Type[BaseModel], loc: PathKey) -> List[str]:
-    """The field names valid at `loc` (a path of field names and list indices) inside `model`."""
-    current: Any = model
+def _models_in(annotation: Any) -> List[Type[BaseModel]]:
+    """The models inside an annotation: X, Optional[X], List[X], a (tagged) union of models."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: List[Type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()):
+        found.extend(m for m in _models_in(arg) if m not in found)
+    return found
+
+
+def _tag_of(model: Type[BaseModel]) -> Tuple[Any, ...]:
+    field = model.model_fields.get("type")
+    return getattr(field.annotation, "__args__", ()) if field is not None else ()
+
+
+def _walk(model: Type[BaseModel], loc: PathKey) -> Tuple[PathKey, List[Type[BaseModel]]]:
+    """`loc` without the tags pydantic inserts for a tagged union (`sinks.0.mqtt.port` → `sinks.0.port`), and
+    the models valid at its end."""
+    current: List[Type[BaseModel]] = [model]
+    out: List[Any] = []
     for part in loc:
         if isinstance(part, int):
+            out.append(part)
             continue
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        # Unwrap Optional[X] / List[X] to the model inside, if any.
-        for candidate in (annotation, *getattr(annotation, "__args__", ())):
-            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                current = candidate
-                break
-            inner = getattr(candidate, "__args__", ())
-            found = [c for c in inner if isinstance(c, type) and issubclass(c, BaseModel)]
-            if found:
-                current = found[0]
-                break
-        else:
-            return []
-    return sorted(getattr(current, "model_fields", {}))
+        owner = next((m for m in current if part in m.model_fields), None)
+        if owner is not None:
+            out.append(part)
+            current = _models_in(owner.model_fields[part].annotation)
+            continue
+        tagged = [m for m in current if part in _tag_of(m)]
+        if tagged:
+            current = tagged
+            continue
+        out.append(part)
+        current = []
+    return tuple(out), current
+
+
+def _fields_at(model: Type[BaseModel], loc: PathKey) -> List[str]:
+    """The field names valid at `loc` (a path of field names and list indices) inside `model`."""
+    _, models = _walk(model, loc)
+    return sorted(models[0].model_fields) if len(models) == 1 else []
 
 
 def format_validation_error(
@@ -229,7 +248,7 @@ def format_validation_error(
 ) -> List[str]:
     problems: List[Tuple[int, str]] = []
     for err in exc.errors():
-        loc = tuple(err["loc"])
+        loc = _walk(model, tuple(err["loc"]))[0] if model is not None else tuple(err["loc"])
         field = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_for(lines, loc)
         where = f"{source}:{line}" if line is not None else source
@@ -237,7 +256,7 @@ def format_validation_error(
         if err.get("type") not in ("missing", "extra_forbidden") and "input" in err:
             msg += f" (got {_short_input(err['input'])})"
         if err.get("type") == "extra_forbidden":
-            valid = _fields_at(model, loc[:-1]) if model is not None else []
+            valid = _fields_at(model, tuple(err["loc"])[:-1]) if model is not None else []
             msg = "unknown field" + ("; valid here: " + ", ".join(valid) if valid else "")
         problems.append((line or 0, f"{where}: {field}: {msg}"))
     return [text for _, text in sorted(problems, key=lambda p: p[0])]

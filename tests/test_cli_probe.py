@@ -15,6 +15,7 @@ def test_probe_json_describes_the_simulated_board(tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["simulated"] is True
+    assert report["jetson"] is False  # regression: the simulated board's Jetson files made this true
     assert report["board"]["soc"] == "t234"
     modes = {m["name"]: m for m in report["power_modes"]}
     # Orin Nano 8GB, JetPack 6.0 conf: 15W (default) and 7W differ in TPC_PG_MASK and online cores.

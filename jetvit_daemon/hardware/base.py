@@ -79,6 +79,9 @@ class TelemetrySource(Protocol):
 
     def stop(self, timeout_s: float = 2.0) -> None: ...
 
+    def begin_stop(self) -> None:
+        """Stopping has begun: start no child again and end the loop, without waiting (`stop()` joins)."""
+
     def latest(self) -> Optional[TelemetrySample]: ...
 
     def is_stale(self) -> bool: ...
@@ -99,6 +102,10 @@ class Platform(abc.ABC):
 
     @abc.abstractmethod
     def stop(self, restore: bool = True) -> None: ...
+
+    def begin_stop(self) -> None:
+        """The daemon has begun to stop (its owner calls this first, `stop()` last): from now on restart no
+        child, so the end of a child during the stop is not taken for a failure. Thread-safe, does not wait."""
 
     @abc.abstractmethod
     def latest_telemetry(self) -> Optional[TelemetrySample]:

@@ -210,6 +210,9 @@ class JetsonPlatform(Platform):
             log.error("%s; journal %s kept", self.restore_report, self._journal.path)
             self._baseline = leftover
 
+    def begin_stop(self) -> None:
+        self._telemetry.begin_stop()
+
     def stop(self, restore: bool = True) -> None:
         """Stop telemetry and, with `restore`, put the board back (skipped while the system shuts down, the
         journal then kept so the next start restores). `restore=False` leaves the board and the journal

@@ -8,11 +8,12 @@ BoardInfo(model='NVIDIA Jetson Orin Nano Developer Kit', soc='t234', l4t_release
 
 import errno
 import fcntl
+import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from jetvit_daemon.errors import ActuationError, ConfigError
 from jetvit_daemon.hardware.commands import CommandRunner
@@ -23,6 +24,9 @@ NV_TEGRA_RELEASE = "/etc/nv_tegra_release"
 DT_COMPATIBLE = "/proc/device-tree/compatible"
 DT_MODEL = "/proc/device-tree/model"
 LOCK_NAME = "jetvit-daemon.lock"
+# jetson_stats keeps jtop.service's settings in <sys.base_prefix>/local/jtop/config.json (jtop/core/config.py);
+# installed with the system's `sudo pip3`, as its docs say, that is /usr/local/jtop/config.json.
+JTOP_CONFIG = "/usr/local/jtop/config.json"
 
 # Knobs another controller may touch; the daemon actuates the first two, never the fan.
 KNOB_POWER_MODE = "power_mode"
@@ -170,16 +174,7 @@ def detect_conflicts(tree: SysfsTree, runner: CommandRunner) -> List[Conflict]:
                 )
             )
     if _systemctl(runner, "is-active", "jtop.service") == "active":
-        conflicts.append(
-            Conflict(
-                source="jtop.service",
-                knobs=(KNOB_POWER_MODE, KNOB_GPU_FREQ, KNOB_FAN),
-                message=(
-                    "jtop.service is active: jtop can switch nvpmodel modes, run jetson_clocks and set "
-                    "the fan (also at boot, if so configured)"
-                ),
-            )
-        )
+        conflicts.append(_jtop_conflict(tree))
     if "nvfancontrol" in running_process_names(tree):
         conflicts.append(
             Conflict(
@@ -189,6 +184,39 @@ def detect_conflicts(tree: SysfsTree, runner: CommandRunner) -> List[Conflict]:
             )
         )
     return conflicts
+
+
+def _jtop_conflict(tree: SysfsTree) -> Conflict:
+    """jtop.service as a controller: by itself it serves telemetry to jtop clients and touches nothing; it
+    acts on the board at boot only as its config says (jetson_stats 4.x, jtop/core/jetson_clocks.py and
+    fan.py: `jetson_clocks.boot`, default false, and stored fan profiles), and otherwise only on a client's
+    request (someone using jtop's controls: the governor's read-back then sees the change)."""
+    config = _read_jtop_config(tree)
+    knobs: List[str] = []
+    if bool((config.get("jetson_clocks") or {}).get("boot")):
+        knobs.append(KNOB_GPU_FREQ)
+    if config.get("fan"):
+        knobs.append(KNOB_FAN)
+    if not knobs:
+        return Conflict(source="jtop.service", knobs=(), message=(
+            f"jtop.service is active as a telemetry server; its config ({JTOP_CONFIG}) sets nothing at boot"))
+    return Conflict(source="jtop.service", knobs=tuple(knobs), message=(
+        f"jtop.service is configured in {JTOP_CONFIG} to set "
+        + " and ".join({KNOB_GPU_FREQ: "jetson_clocks at boot", KNOB_FAN: "a fan profile"}[k] for k in knobs)))
+
+
+def _read_jtop_config(tree: SysfsTree) -> Dict[str, Any]:
+    try:
+        text = tree.read_optional(JTOP_CONFIG)
+    except OSError:
+        return {}
+    if not text:
+        return {}
+    try:
+        config = json.loads(text)
+    except ValueError:
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def system_is_stopping(runner: CommandRunner) -> bool:

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import select
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -589,8 +590,13 @@ class TegrastatsReader(ThreadedTelemetry):
                 break
             if good:
                 backoff_s = self._backoff_initial_s  # the child worked: a fresh failure starts over
-            self._emit("restart", f"tegrastats {reason}; restarting in {backoff_s:.1f} s")
+            # Reported after the backoff, when the restart really happens: a child that ended because the
+            # service is stopping (SIGTERM to the whole cgroup, Ctrl-C) is neither restarted nor reported,
+            # since stopping begins (begin_stop) well within the first backoff.
             self._backoff_wait(backoff_s)
+            if self._stop.is_set():
+                break
+            self._emit("restart", f"tegrastats {reason}; restarting after {backoff_s:.1f} s")
             backoff_s = min(backoff_s * 2, self._backoff_max_s)
 
     def _backoff_wait(self, wait_s: float) -> None:
@@ -632,7 +638,7 @@ class TegrastatsReader(ThreadedTelemetry):
                         code: Optional[int] = proc.wait(timeout=_TERM_WAIT_S)
                     except subprocess.TimeoutExpired:
                         code = None  # closed stdout but still running: _end_child ends it
-                    return f"exited (code {code})", good_any
+                    return _exit_reason(code), good_any
                 buf += chunk
                 while b"\n" in buf:
                     raw, buf = buf.split(b"\n", 1)
@@ -681,6 +687,15 @@ class TegrastatsReader(ThreadedTelemetry):
             self._latest = sample
         self._check_stale()
         return True
+
+
+def _exit_reason(code: Optional[int]) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            pass
+    return f"exited (code {code})"
 
 
 def _end_child(proc: StreamingProcess) -> None:

@@ -70,6 +70,11 @@ class ThreadedTelemetry(abc.ABC):
                 logging.getLogger(type(self).__module__).warning(self._stop_warning, timeout_s)
         self._thread = None
 
+    def begin_stop(self) -> None:
+        """Stopping has begun: the loop ends at its next check and restarts nothing; `stop()` still joins.
+        Thread-safe."""
+        self._stop.set()
+
     def _emit(self, kind: str, message: str) -> None:
         """Report an event (restart, stale, parse error …) to the owner's `on_event`, if any; a failing
         callback is logged, never raised into the worker."""

@@ -1,7 +1,7 @@
 """What travels through the pipeline: frames in, results out. Frozen: one stage hands them to the next."""
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -25,6 +25,7 @@ class Result:
     label: str
     score: float  # softmax probability of the top-1 class
     truth: Optional[int] = None
+    top_k: Tuple[Tuple[str, float], ...] = ()  # (label, probability), best first, the top-1 included
 
     @property
     def latency_s(self) -> float:

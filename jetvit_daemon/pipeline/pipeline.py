@@ -6,7 +6,7 @@ import collections
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable, Deque, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from jetvit_daemon.clock import Clock
 from jetvit_daemon.pipeline.frames import Frame, Result
@@ -172,11 +172,15 @@ class Pipeline:
         self._dropped_total = 0
         self._correct_total = 0
         self._labelled_total = 0
-        self.workers: List[WorkerThread] = [
+        # The newest frame of each source that reached the model (for snapshots): a reference, no copy.
+        self._last_frames: Dict[str, Frame] = {}
+        self._stage_workers: List[WorkerThread] = [
             WorkerThread(f"capture-{src.name}", self._capture_body(src), on_worker_death)
             for src in self._sources
         ]
-        self.workers.append(WorkerThread("inference", self._inference_body, on_worker_death))
+        self._stage_workers.append(WorkerThread("inference", self._inference_body, on_worker_death))
+        # Supervised with the stages; each sink starts and stops its own.
+        self.workers: List[WorkerThread] = [*self._stage_workers, *(w for s in self._sinks for w in s.workers)]
 
     # -- control -------------------------------------------------------------------------------------------
     def _clamp(self, n: int) -> int:
@@ -197,19 +201,29 @@ class Pipeline:
     def start(self) -> None:
         for src in self._sources:
             src.open()
+        for sink in self._sinks:
+            sink.start()
         self._t_start_s = self._clock.monotonic()
-        for w in self.workers:
+        for w in self._stage_workers:
             w.start()
 
     def stop(self, timeout_s: float = 3.0) -> None:
-        for w in self.workers:
+        for w in self._stage_workers:
             w.stop_event.set()
-        for w in self.workers:
+        for w in self._stage_workers:
             w.stop(timeout_s)
         for src in self._sources:
             src.close()
         for sink in self._sinks:
             sink.close()
+
+    @property
+    def source_names(self) -> List[str]:
+        return [src.name for src in self._sources]
+
+    def last_frame(self, source: str) -> Optional[Frame]:
+        """The newest frame of `source` that went through the model, or None. Thread-safe (a dict read)."""
+        return self._last_frames.get(source)
 
     # -- statistics ----------------------------------------------------------------------------------------
     def stats(self) -> PipelineStats:
@@ -288,6 +302,8 @@ class Pipeline:
         outputs = self._runner.infer(batch)
         t1 = self._clock.monotonic()
         results = self._post.results(frames, outputs[self._post.output_name], t1)
+        for f in frames:
+            self._last_frames[f.source] = f
         for sink in self._sinks:
             sink.emit(results)
         self._record(results, t0, t1)

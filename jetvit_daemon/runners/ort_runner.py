@@ -3,11 +3,12 @@ one. CPU by default; the CUDA and TensorRT execution providers when this onnxrun
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from jetvit_daemon.errors import EngineError
+from jetvit_daemon.extras import require
 from jetvit_daemon.runners.base import Runner, RunnerInfo
 from jetvit_daemon.runners.manifest import InputSpec, load_manifest
 
@@ -46,7 +47,7 @@ class OrtRunner(Runner):
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
     ) -> None:
-        import onnxruntime as ort
+        ort: Any = require("onnxruntime", "the onnxruntime runner")
 
         self.model_path = Path(model_path)
         self.manifest = load_manifest(self.model_path)

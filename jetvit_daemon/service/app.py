@@ -27,7 +27,7 @@ from jetvit_daemon.hardware.telemetry_thread import STALE_INTERVALS
 from jetvit_daemon.pipeline.pipeline import Pipeline, PipelineStats
 from jetvit_daemon.pipeline.postprocess import Top1Classifier
 from jetvit_daemon.pipeline.preprocess import Preprocessor
-from jetvit_daemon.pipeline.sinks import JsonlSink, ResultSink
+from jetvit_daemon.pipeline.sinks.queued import QueuedSink
 from jetvit_daemon.pipeline.sources import FrameSource, SyntheticCamera
 from jetvit_daemon.runners.base import Runner, create_runner
 from jetvit_daemon.runners.manifest import load_labels
@@ -36,6 +36,7 @@ from jetvit_daemon.service.board import BoardAccess, close_board, open_board
 from jetvit_daemon.service.http import HttpServer
 from jetvit_daemon.service.metrics import Metrics
 from jetvit_daemon.service.notify import SystemdNotifier
+from jetvit_daemon.service.results import SinkCollector, build_sinks, sinks_status
 from jetvit_daemon.service.signals import SignalInbox
 from jetvit_daemon.workers import WorkerThread
 
@@ -74,6 +75,7 @@ class Daemon:
         self.platform: Optional[Platform] = None
         self.runner: Optional[Runner] = None
         self.pipeline: Optional[Pipeline] = None
+        self.sinks: List[QueuedSink] = []
         self.governor: Optional[Governor] = None
         self.http: Optional[HttpServer] = None
         self.workers: List[WorkerThread] = []
@@ -157,12 +159,13 @@ class Daemon:
         manifest = runner.manifest
         model_path = Path(runner.info().model_path)
         labels = load_labels(model_path, manifest)
-        sinks: List[ResultSink] = [JsonlSink(s.path) for s in self.config.sinks]
+        self.sinks = build_sinks(self.config.sinks, self.clock, manifest.model_name, model_path,
+                                 on_death=self._on_worker_death, on_error=self._on_error)
         pcfg = self.config.pipeline
         return Pipeline(
             self.clock, self._build_sources(), runner,
             Preprocessor(manifest.preprocess, manifest.input),
-            Top1Classifier(manifest.outputs[0], labels), sinks,
+            Top1Classifier(manifest.outputs[0], labels), self.sinks,
             batch_size=policy.ladder[policy.start_index].batch_size,
             queue_size=pcfg.queue_size, max_batch_wait_s=pcfg.max_batch_wait_ms / 1000.0,
             window_s=pcfg.stats_window_s, on_worker_death=self._on_worker_death, on_error=self._on_error,
@@ -214,6 +217,7 @@ class Daemon:
         )
         self.metrics.set_build_info(info.runner, info.device, Path(info.model_path).name, self._board_text)
         self.metrics.add_pipeline(self.pipeline.stats)
+        self.metrics.registry.register(SinkCollector(self.sinks))
         self.metrics.add_board(self.platform.latest_telemetry, self.clock.monotonic, telemetry_max_age_s)
         self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics.registry, self.health, self.status)
         self.watcher = PolicyWatcher(policy_path, self._load_policy, self.governor.set_policy, self._policy_reloaded,
@@ -248,6 +252,7 @@ class Daemon:
         out: Dict[str, Any] = {"version": __version__, "board": self._board_text}
         if self.pipeline is not None:
             out["pipeline"] = self.pipeline.stats().__dict__
+        out["sinks"] = sinks_status(self.sinks)
         if self.governor is not None:
             out["governor"] = self.governor.status()
         if self.platform is not None:
@@ -353,6 +358,8 @@ class Daemon:
         """Stop everything that was started, in reverse order; restore the power settings last."""
         with self._stop_lock:
             self.notifier.stopping()
+            if self.platform is not None:
+                self.platform.begin_stop()  # no child restarts from here on: their end is part of the stop
             if "http" in self._started and self.http is not None:
                 self.http.stop()
             if "governor" in self._started:

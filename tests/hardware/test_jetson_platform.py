@@ -1,4 +1,5 @@
 import errno
+import json
 import logging
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from jetvit_daemon.errors import ActuationError, ConfigError, RebootRequiredErro
 from jetvit_daemon.hardware.base import TelemetrySample
 from jetvit_daemon.hardware.baseline import Baseline, BaselineJournal
 from jetvit_daemon.hardware.jetson import JetsonPlatform, probe_report, restore_from_journal
-from jetvit_daemon.hardware.probe import acquire_instance_lock
+from jetvit_daemon.hardware.probe import JTOP_CONFIG, acquire_instance_lock
 
 XAVIER_DIR = SPECS["xavier-nx-jp5"].devfreq_dir
 ORIN_DIR = SPECS["orin-nano-jp6"].devfreq_dir
@@ -250,10 +251,28 @@ def test_pinned_clocks_left_alone(tmp_path: Path) -> None:
     assert board.status() == "pmode:0005"
 
 
-def test_jtop_refused_nvfancontrol_tolerated(tmp_path: Path) -> None:
+def _jtop_boots_jetson_clocks(board: "Board") -> None:
+    config = board.root / JTOP_CONFIG.lstrip("/")
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps({"jetson_clocks": {"boot": True}}))
+
+
+def test_jtop_service_as_a_telemetry_server_is_no_conflict(tmp_path: Path) -> None:
+    # Regression: with on_conflict: refuse (the default) the [jtop] extra could not be used at all, since
+    # jtop.service (the server jtop's telemetry comes from) counted as a controller of every knob.
     board = Board(tmp_path, "orin-nano-jp6")
     board.runner.systemctl["is-active jtop.service"] = "active"
-    with pytest.raises(ConfigError, match=r"jtop\.service"):
+    p = board.platform()
+    p.start()
+    assert [(c.source, c.knobs) for c in p.conflicts] == [("jtop.service", ())]
+    p.stop()
+
+
+def test_jtop_running_jetson_clocks_at_boot_is_refused_nvfancontrol_tolerated(tmp_path: Path) -> None:
+    board = Board(tmp_path, "orin-nano-jp6")
+    board.runner.systemctl["is-active jtop.service"] = "active"
+    _jtop_boots_jetson_clocks(board)
+    with pytest.raises(ConfigError, match=r"jtop\.service.*jetson_clocks at boot"):
         board.platform().start()
     board.runner.systemctl["is-active jtop.service"] = "inactive"
     (board.root / "proc/77").mkdir()
@@ -264,16 +283,16 @@ def test_jtop_refused_nvfancontrol_tolerated(tmp_path: Path) -> None:
     p.stop()
 
 
-def test_jtop_left_alone_blocks_both_knobs(tmp_path: Path) -> None:
+def test_jtop_left_alone_blocks_the_knob_it_controls(tmp_path: Path) -> None:
     board = Board(tmp_path, "xavier-nx-jp5", on_conflict="leave_alone")
     board.runner.systemctl["is-active jtop.service"] = "active"
+    _jtop_boots_jetson_clocks(board)
     p = board.platform()
     p.start()
-    with pytest.raises(ActuationError, match=r"power_mode left alone because jtop\.service"):
-        p.set_mode("MODE_10W_4CORE")
     with pytest.raises(ActuationError, match=r"gpu_freq left alone because jtop\.service"):
         p.set_gpu_cap_hz(306_000_000)
-    assert board.runner.set_calls == [] and board.tree.writes == []
+    assert board.tree.writes == []
+    p.set_mode("MODE_10W_4CORE")  # jtop does not set power modes on its own
     p.stop()
 
 

@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from boardtrees import SPECS, FakeBoardRunner, result
 from jetvit_daemon.errors import ConfigError
 from jetvit_daemon.hardware.commands import CommandResult
 from jetvit_daemon.hardware.probe import (
+    JTOP_CONFIG,
     acquire_instance_lock,
     detect_board,
     detect_conflicts,
@@ -85,9 +87,33 @@ def test_jtop_service_and_nvfancontrol(tmp_path: Path) -> None:
     runner.systemctl["is-active jtop.service"] = "active"
     conflicts = {c.source: c for c in detect_conflicts(SysfsTree(root), runner)}
     assert set(conflicts) == {"jtop.service", "nvfancontrol"}
-    assert conflicts["jtop.service"].knobs == ("power_mode", "gpu_freq", "fan")
+    assert conflicts["jtop.service"].knobs == ()  # a telemetry server with nothing configured at boot
+    assert "telemetry server" in conflicts["jtop.service"].message
     assert conflicts["nvfancontrol"].knobs == ("fan",)
     assert ["systemctl", "is-active", "jtop.service"] in runner.calls
+
+
+def test_jtop_configured_to_run_jetson_clocks_at_boot_is_a_gpu_freq_conflict(tmp_path: Path) -> None:
+    root = boardtrees.make_tree(tmp_path, "xavier-nx-jp5")
+    tree = SysfsTree(root)
+    (root / JTOP_CONFIG.lstrip("/")).parent.mkdir(parents=True)
+    tree.write_text(JTOP_CONFIG, json.dumps({"jetson_clocks": {"boot": True}, "fan": {"pwmfan": {"profile": "quiet"}}}))
+    runner = FakeBoardRunner(root)
+    runner.systemctl["is-active jtop.service"] = "active"
+    (conflict,) = detect_conflicts(tree, runner)
+    assert conflict.knobs == ("gpu_freq", "fan")
+    assert "jetson_clocks at boot" in conflict.message and JTOP_CONFIG in conflict.message
+
+
+def test_an_unreadable_jtop_config_counts_as_no_boot_settings(tmp_path: Path) -> None:
+    root = boardtrees.make_tree(tmp_path, "xavier-nx-jp5")
+    tree = SysfsTree(root)
+    (root / JTOP_CONFIG.lstrip("/")).parent.mkdir(parents=True)
+    tree.write_text(JTOP_CONFIG, "{not json")
+    runner = FakeBoardRunner(root)
+    runner.systemctl["is-active jtop.service"] = "active"
+    (conflict,) = detect_conflicts(tree, runner)
+    assert conflict.knobs == ()
 
 
 class NoSystemctl(FakeBoardRunner):

@@ -2,6 +2,7 @@
 printing garbage), started through the real SubprocessRunner."""
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -101,14 +102,9 @@ def assert_all_dead(pids: List[int]) -> None:
 
 def make_reader(mode: str, state: Path, events: Events, **kw) -> TegrastatsReader:
     kw.setdefault("clock", SystemClock())
-    return TegrastatsReader(
-        runner_for(mode, state),
-        interval_s=INTERVAL_S,
-        backoff_initial_s=0.05,
-        backoff_max_s=0.2,
-        on_event=events,
-        **kw,
-    )
+    kw.setdefault("backoff_initial_s", 0.05)
+    kw.setdefault("backoff_max_s", 0.2)
+    return TegrastatsReader(runner_for(mode, state), interval_s=INTERVAL_S, on_event=events, **kw)
 
 
 def test_readings_arrive_with_real_values(tmp_path):
@@ -268,3 +264,36 @@ def test_bad_arguments_are_refused():
         TegrastatsReader(SubprocessRunner(), SystemClock(), interval_s=0)
     with pytest.raises(ValueError):
         TegrastatsReader(SubprocessRunner(), SystemClock(), backoff_initial_s=5, backoff_max_s=1)
+
+
+def test_a_child_ended_by_the_service_stop_is_neither_restarted_nor_reported(tmp_path):
+    """Regression: under systemd, SIGTERM to the whole cgroup ended tegrastats with the daemon, and the reader
+    logged a telemetry restart (and started a new child) while the daemon was stopping."""
+    events = Events()
+    reader = make_reader("good", tmp_path, events, backoff_initial_s=1.0, backoff_max_s=2.0)
+    reader.start()
+    try:
+        assert wait_for(lambda: reader.latest() is not None and len(child_pids(tmp_path)) == 1)
+        os.kill(child_pids(tmp_path)[0], signal.SIGTERM)  # the cgroup's SIGTERM reaches the child first
+        time.sleep(0.2)  # the daemon's main loop notices its own SIGTERM within 0.2 s …
+        reader.begin_stop()  # … and its stop begins
+        time.sleep(1.5)  # past the first backoff: a restart would have happened by now
+        assert len(child_pids(tmp_path)) == 1
+        assert "restart" not in events.kinds() and reader.restarts == 0
+    finally:
+        reader.stop()
+    assert_all_dead(child_pids(tmp_path))
+
+
+def test_a_child_killed_by_a_signal_is_named_in_the_restart_event(tmp_path):
+    events = Events()
+    reader = make_reader("good", tmp_path, events)
+    reader.start()
+    try:
+        assert wait_for(lambda: len(child_pids(tmp_path)) == 1)
+        os.kill(child_pids(tmp_path)[0], signal.SIGTERM)
+        assert wait_for(lambda: "restart" in events.kinds())
+        assert any("was killed by SIGTERM" in m for k, m in events.items if k == "restart")
+    finally:
+        reader.stop()
+    assert_all_dead(child_pids(tmp_path))
