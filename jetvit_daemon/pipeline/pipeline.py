@@ -221,6 +221,12 @@ class Pipeline:
     def source_names(self) -> List[str]:
         return [src.name for src in self._sources]
 
+    def source_states(self) -> Dict[str, Dict[str, str]]:
+        """{source: {"state": ...}} for the retained MQTT state topics: `running` while its capture thread runs,
+        else `stopped`. Thread-safe."""
+        return {w.name[len("capture-"):]: {"state": "running" if w.alive else "stopped"}
+                for w in self._stage_workers if w.name.startswith("capture-")}
+
     def last_frame(self, source: str) -> Optional[Frame]:
         """The newest frame of `source` that went through the model, or None. Thread-safe (a dict read)."""
         return self._last_frames.get(source)

@@ -7,6 +7,7 @@ pipeline → governor → HTTP. Stop order is the reverse; the platform restores
 
 import logging
 import queue
+import socket
 import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -36,7 +37,14 @@ from jetvit_daemon.service.board import BoardAccess, close_board, open_board
 from jetvit_daemon.service.http import HttpServer
 from jetvit_daemon.service.metrics import Metrics
 from jetvit_daemon.service.notify import SystemdNotifier
-from jetvit_daemon.service.results import SinkCollector, build_sinks, sinks_status
+from jetvit_daemon.service.results import (
+    SinkCollector,
+    SinkInputs,
+    build_sinks,
+    results_routes,
+    sinks_status,
+    stats_payload,
+)
 from jetvit_daemon.service.signals import SignalInbox
 from jetvit_daemon.workers import WorkerThread
 
@@ -159,7 +167,8 @@ class Daemon:
         manifest = runner.manifest
         model_path = Path(runner.info().model_path)
         labels = load_labels(model_path, manifest)
-        self.sinks = build_sinks(self.config.sinks, self.clock, manifest.model_name, model_path,
+        inputs = SinkInputs(socket.gethostname(), stats=self._sink_stats, states=self._source_states)
+        self.sinks = build_sinks(self.config.sinks, self.clock, manifest.model_name, model_path, inputs,
                                  on_death=self._on_worker_death, on_error=self._on_error)
         pcfg = self.config.pipeline
         return Pipeline(
@@ -171,6 +180,14 @@ class Daemon:
             window_s=pcfg.stats_window_s, on_worker_death=self._on_worker_death, on_error=self._on_error,
             on_batch=self.metrics.on_batch,
         )
+
+    def _sink_stats(self) -> Dict[str, Any]:
+        assert self.pipeline is not None and self.governor is not None and self.platform is not None
+        t = self.platform.latest_telemetry()
+        return stats_payload(self.pipeline.stats(), self.governor.status(), t.board_power_w if t else None)
+
+    def _source_states(self) -> Dict[str, Any]:
+        return self.pipeline.source_states() if self.pipeline is not None else {}
 
     def _pipeline_view(self) -> PipelineView:
         assert self.pipeline is not None
@@ -219,7 +236,10 @@ class Daemon:
         self.metrics.add_pipeline(self.pipeline.stats)
         self.metrics.registry.register(SinkCollector(self.sinks))
         self.metrics.add_board(self.platform.latest_telemetry, self.clock.monotonic, telemetry_max_age_s)
-        self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics.registry, self.health, self.status)
+        routes = results_routes(cfg.sinks, self.sinks, self.pipeline.last_frame, lambda: self.pipeline.source_names
+                                if self.pipeline is not None else [])
+        self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics.registry, self.health, self.status,
+                               routes)
         self.watcher = PolicyWatcher(policy_path, self._load_policy, self.governor.set_policy, self._policy_reloaded,
                                      check_perms=cfg.policy_permissions == "strict" and
                                      policy_path != DEFAULT_POLICY_FILE, initial_text=policy_text)

@@ -1,14 +1,20 @@
-"""The HTTP endpoint: /metrics (Prometheus), /healthz (liveness for systemd/k8s probes), /status (JSON)."""
+"""The HTTP endpoint: /metrics (Prometheus), /healthz (liveness for systemd/k8s probes), /status (JSON), and
+the routes of other modules (`Routes`: the /v1/ result endpoints of service/results_http.py)."""
 
 import json
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Protocol, Sequence, Tuple
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 log = logging.getLogger(__name__)
+
+
+class Routes(Protocol):
+    def handle(self, request: BaseHTTPRequestHandler, path: str, query: str) -> bool:
+        """Answer the request (True) if `path` is one of these routes; False: not ours."""
 
 
 class HttpServer:
@@ -24,8 +30,9 @@ class HttpServer:
         registry: CollectorRegistry,
         health: Callable[[], Tuple[bool, Dict[str, Any]]],
         status: Callable[[], Dict[str, Any]],
+        routes: Sequence[Routes] = (),
     ) -> None:
-        handler = _make_handler(registry, health, status)
+        handler = _make_handler(registry, health, status, routes)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread: Optional[threading.Thread] = None
@@ -51,13 +58,16 @@ def _make_handler(
     registry: CollectorRegistry,
     health: Callable[[], Tuple[bool, Dict[str, Any]]],
     status: Callable[[], Dict[str, Any]],
+    routes: Sequence[Routes] = (),
 ) -> Callable[..., BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "jetvit-daemon"
 
         def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
             try:
+                if any(r.handle(self, path, query) for r in routes):
+                    return
                 if path == "/metrics":
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
                 elif path == "/healthz":

@@ -8,6 +8,7 @@ Metrics (read at scrape time from each sink's `stats()`, labelled by the sink's 
   jetvit_sink_connected{sink}                        1 while the sink can deliver (file open, broker connected)
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
@@ -15,13 +16,31 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from jetvit_daemon.clock import Clock
-from jetvit_daemon.config_sinks import JsonlSinkConfig, SinkConfig
+from jetvit_daemon.config_sinks import HttpSinkConfig, JsonlSinkConfig, MqttSinkConfig, SinkConfig
 from jetvit_daemon.errors import ConfigError
+from jetvit_daemon.pipeline.frames import Frame
+from jetvit_daemon.pipeline.sinks.http_feed import HttpFeedSink
 from jetvit_daemon.pipeline.sinks.jsonl import JsonlSink
+from jetvit_daemon.pipeline.sinks.mqtt import MqttSink
 from jetvit_daemon.pipeline.sinks.queued import QueuedSink
 from jetvit_daemon.pipeline.sinks.schema import ModelIdentity, ResultEncoder
+from jetvit_daemon.service.results_http import ResultsRoutes
 
 Death = Callable[[str, BaseException], None]
+Provider = Callable[[], Dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SinkInputs:
+    """What the sinks read from the rest of the daemon (late-bound: the pipeline is built after its sinks).
+
+    stats: the `<prefix>/stats` payload (`stats_payload`); states: {source: state dict} for the retained
+    `<prefix>/<source>/state` topics, published whenever a source's dict changes.
+    """
+
+    hostname: str
+    stats: Optional[Provider] = None
+    states: Optional[Provider] = None
 
 
 def build_sinks(
@@ -29,6 +48,7 @@ def build_sinks(
     clock: Clock,
     model_name: str,
     model_file: Path,
+    inputs: SinkInputs,
     on_death: Optional[Death] = None,
     on_error: Optional[Death] = None,
 ) -> List[QueuedSink]:
@@ -47,7 +67,29 @@ def build_sinks(
             except OSError as exc:
                 raise ConfigError(f"sinks.{i}.path: cannot open {cfg.path} for appending: "
                                   f"{exc.strerror or exc}") from None
+        elif isinstance(cfg, MqttSinkConfig):
+            sinks.append(MqttSink(cfg, encoder, clock, inputs.hostname, stats=inputs.stats, states=inputs.states,
+                                  name=f"mqtt{i}", where=f"sinks.{i}", on_death=on_death, on_error=on_error))
+        elif isinstance(cfg, HttpSinkConfig):
+            if any(isinstance(s, HttpFeedSink) for s in sinks):
+                raise ConfigError(f"sinks.{i}: one http sink serves the /v1/ endpoints; remove the second one")
+            sinks.append(HttpFeedSink(encoder, queue_size=cfg.queue_size, max_clients=cfg.max_stream_clients,
+                                      name=f"http{i}", on_death=on_death, on_error=on_error))
     return sinks
+
+
+def results_routes(
+    configs: Sequence[SinkConfig],
+    sinks: Sequence[QueuedSink],
+    last_frame: Callable[[str], Optional[Frame]],
+    source_names: Callable[[], List[str]],
+) -> List[ResultsRoutes]:
+    """The HTTP routes of the `type: http` sink, if one is configured (`sinks` as built from `configs`)."""
+    for cfg, sink in zip(configs, sinks):
+        if isinstance(cfg, HttpSinkConfig) and isinstance(sink, HttpFeedSink):
+            return [ResultsRoutes(sink, last_frame, source_names, max_stream_s=cfg.max_stream_s,
+                                  jpeg_quality=cfg.snapshot_jpeg_quality)]
+    return []
 
 
 class SinkCollector(Collector):
@@ -79,3 +121,21 @@ class SinkCollector(Collector):
 def sinks_status(sinks: Sequence[QueuedSink]) -> List[Dict[str, Any]]:
     """The sinks' counters for /status."""
     return [s.stats().__dict__ for s in sinks]
+
+
+def stats_payload(pipeline: Any, governor_status: Dict[str, Any], power_w: Optional[float]) -> Dict[str, Any]:
+    """The `<prefix>/stats` payload (docs/RESULTS.md) from a PipelineStats, the governor's status and the board
+    power (None: no fresh reading)."""
+    return {
+        "fps_in": round(pipeline.arrival_fps, 2),
+        "fps_out": round(pipeline.processed_fps, 2),
+        "dropped_fps": round(pipeline.dropped_fps, 2),
+        "latency_p50_s": pipeline.latency_p50_s,
+        "latency_p95_s": pipeline.latency_p95_s,
+        "infer_p50_s": pipeline.infer_p50_s,
+        "batch_size": pipeline.batch_size,
+        "power_w": power_w,
+        "mode": governor_status.get("mode"),
+        "state": governor_status.get("state"),
+        "gpu_cap_hz": governor_status.get("gpu_cap_hz"),
+    }

@@ -9,7 +9,7 @@ from jetvit_daemon.clock import ManualClock
 from jetvit_daemon.config_sinks import JsonlSinkConfig
 from jetvit_daemon.errors import ConfigError
 from jetvit_daemon.pipeline.sinks.jsonl import JsonlSink
-from jetvit_daemon.service.results import build_sinks
+from jetvit_daemon.service.results import SinkInputs, build_sinks
 
 
 def lines(path):
@@ -82,9 +82,9 @@ def test_the_first_config_form_still_works_and_a_bad_path_is_a_config_error(tmp_
     assert isinstance(cfg.sinks[0], JsonlSinkConfig) and cfg.sinks[0].keep == 5
     model_file = tmp_path / "model.onnx"
     model_file.write_bytes(b"model bytes")
-    (sink,) = build_sinks(cfg.sinks, ManualClock(), "m", model_file)
+    (sink,) = build_sinks(cfg.sinks, ManualClock(), "m", model_file, SinkInputs("host"))
     sink.close()
     (tmp_path / "blocker").write_text("a file where a directory should be")
     bad = DaemonConfig.model_validate({"sinks": [{"path": str(tmp_path / "blocker" / "a.jsonl")}]})
     with pytest.raises(ConfigError, match=r"sinks\.0\.path: cannot open .*blocker/a\.jsonl"):
-        build_sinks(bad.sinks, ManualClock(), "m", model_file)
+        build_sinks(bad.sinks, ManualClock(), "m", model_file, SinkInputs("host"))
