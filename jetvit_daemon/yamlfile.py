@@ -22,6 +22,10 @@ Thread-safe: no shared state.
 """
 
 import codecs
+import errno
+import os
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar
@@ -105,18 +109,49 @@ class _BoundedLoader(yaml.SafeLoader):
         return node
 
 
-def read_yaml_text(path: Path) -> str:
-    """The text of a YAML file, at most MAX_FILE_BYTES of UTF-8; YamlProblem naming the file otherwise."""
+def read_bounded(path: Path, max_bytes: int = MAX_FILE_BYTES + 1) -> bytes:
+    """At most `max_bytes` of a regular file, never blocking: a FIFO, a device (/dev/zero) or a 10 GB file
+    planted as the path costs at most `max_bytes`. IsADirectoryError for a directory, OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, f"not a regular file ({stat.filemode(st.st_mode)})", str(path))
+        chunks: List[bytes] = []
+        size = 0
+        while size < max_bytes:
+            chunk = os.read(fd, min(1 << 16, max_bytes - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_yaml_bytes(path: Path) -> bytes:
+    """The bytes of a YAML file, at most MAX_FILE_BYTES; YamlProblem naming the file otherwise."""
+    try:
+        data = read_bounded(path)
     except IsADirectoryError:
         raise YamlProblem([f"{path}: is a directory, not a file (give the path of the YAML file itself)"]) from None
     except OSError as exc:
         raise YamlProblem([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    return check_size(data, str(path))
+
+
+def check_size(data: bytes, source: str) -> bytes:
     if len(data) > MAX_FILE_BYTES:
-        raise YamlProblem([f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB: not a file the daemon reads"])
-    return decode_text(data, str(path))
+        raise YamlProblem([f"{source}: larger than {MAX_FILE_BYTES // 1024} KiB: not a file the daemon reads"])
+    return data
+
+
+def read_yaml_text(path: Path) -> str:
+    """The text of a YAML file, at most MAX_FILE_BYTES of UTF-8; YamlProblem naming the file otherwise."""
+    return decode_text(read_yaml_bytes(path), str(path))
 
 
 def decode_text(data: bytes, source: str) -> str:
@@ -194,8 +229,12 @@ def _line_for(lines: Dict[PathKey, int], loc: PathKey) -> Optional[int]:
     return None
 
 
+# user:password@ inside a URL (an RTSP camera's credentials): echoed back as user:***@, never in clear.
+_URL_PASSWORD = re.compile(r"(://[^/:@\s'\"]*:)[^@/\s'\"]*@")
+
+
 def _short_input(value: Any) -> str:
-    text = repr(value)
+    text = _URL_PASSWORD.sub(r"\1***@", repr(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -8,7 +8,15 @@ from typing import Dict, List, Literal, Optional, Tuple, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jetvit_daemon.errors import PolicyError
-from jetvit_daemon.yamlfile import PathKey, YamlProblem, parse_yaml, read_yaml_text, validate_document
+from jetvit_daemon.yamlfile import (
+    PathKey,
+    YamlProblem,
+    check_size,
+    decode_text,
+    parse_yaml,
+    read_yaml_text,
+    validate_document,
+)
 
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "assets" / "policy.yaml"
 MAX_LADDER_STATES = 64
@@ -149,6 +157,15 @@ def read_policy_text(path: Path) -> str:
     directory, not UTF-8, too large)."""
     try:
         return read_yaml_text(path)
+    except YamlProblem as exc:
+        raise PolicyError(str(exc)) from None
+
+
+def decode_policy(data: bytes, source: str) -> str:
+    """Policy bytes read already (e.g. from a checked descriptor) → text; PolicyError when too large or not
+    UTF-8, as for a file read here."""
+    try:
+        return decode_text(check_size(data, source), source)
     except YamlProblem as exc:
         raise PolicyError(str(exc)) from None
 

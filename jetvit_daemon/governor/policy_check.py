@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from jetvit_daemon.errors import PolicyError
-from jetvit_daemon.governor.policy import LadderState, Policy, parse_policy_document, read_policy_text
+from jetvit_daemon.governor.policy import LadderState, Policy, decode_policy, parse_policy_document, read_policy_text
 from jetvit_daemon.hardware.base import PowerMode
 from jetvit_daemon.hardware.nvpmodel import reboot_reason
 from jetvit_daemon.yamlfile import PathKey, where
@@ -140,10 +140,12 @@ def check_policy_text(text: str, source: str, facts: BoardFacts) -> Tuple[Policy
     return policy, problems, notes
 
 
-def load_checked(path: Path, facts: BoardFacts) -> Tuple[Policy, List[str]]:
-    """Read, parse and check a policy file; PolicyError (and only that) lists every problem (file, schema,
-    then board). Returns the policy and the notes."""
-    policy, problems, notes = check_policy_text(read_policy_text(path), str(path), facts)
+def load_checked(path: Path, facts: BoardFacts, data: Optional[bytes] = None) -> Tuple[Policy, List[str]]:
+    """Read (or take the content `data` the caller read already and checked), parse and check a policy file;
+    PolicyError (and only that) lists every problem (file, schema, then board). Returns the policy and the
+    notes."""
+    text = read_policy_text(path) if data is None else decode_policy(data, str(path))
+    policy, problems, notes = check_policy_text(text, str(path), facts)
     if problems:
         raise PolicyError("\n".join(problems))
     return policy, notes

@@ -18,7 +18,7 @@ from jetvit_daemon.runners.ort_runner import OrtRunner
 pytest.importorskip("onnxruntime")
 
 
-def build(runner, fps=400.0, batch_size=8, seed=0, queue_size=1024):
+def build(runner, fps=400.0, batch_size=8, seed=0):
     manifest = runner.manifest
     sink = MemorySink()
     pipe = Pipeline(
@@ -29,7 +29,6 @@ def build(runner, fps=400.0, batch_size=8, seed=0, queue_size=1024):
         Top1Classifier(manifest.outputs[0], load_labels(DEFAULT_MODEL, manifest)),
         [sink],
         batch_size=batch_size,
-        queue_size=queue_size,
     )
     return pipe, sink
 
@@ -70,7 +69,11 @@ def test_stats_reflect_rates_latency_and_batching():
         pipe.stop()
     assert 70 <= stats.arrival_fps <= 110
     assert stats.processed_fps > 50
-    assert stats.frames_dropped_total == 0
+    # A live camera's slot keeps its newest frame: a frame is inferred, overwritten (stale, counted), waiting
+    # in its slot, or in the batch being inferred (at most one batch of 4, plus one read racing the snapshot).
+    unaccounted = stats.frames_in_total - (stats.frames_out_total + stats.frames_dropped_total + stats.queue_depth)
+    assert 0 <= unaccounted <= 5
+    assert stats.frames_dropped_total <= 0.2 * stats.frames_in_total
     assert stats.latency_p50_s is not None and stats.latency_p95_s is not None
     assert 0 < stats.latency_p50_s <= stats.latency_p95_s < 1.0
     assert stats.infer_p50_s is not None and 0 < stats.busy_fraction < 1
