@@ -39,22 +39,28 @@ def _open_board_for_tool(args: argparse.Namespace) -> Any:
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
+    from jetvit_daemon.clock import SystemClock
+    from jetvit_daemon.config import load_config
     from jetvit_daemon.hardware.baseline import BaselineJournal
     from jetvit_daemon.hardware.jetson import restore_from_journal
-    from jetvit_daemon.hardware.probe import system_is_stopping
-    from jetvit_daemon.service.board import close_board
+    from jetvit_daemon.hardware.probe import acquire_instance_lock, system_is_stopping
+    from jetvit_daemon.service.board import close_board, open_board
 
-    config, board = _open_board_for_tool(args)
-    try:
-        state_dir = config.resolved_state_dir()
-        if system_is_stopping(board.runner):
-            # nvpmodel's mode survives the reboot: the next start restores from the journal, kept as it is.
-            print("the system is shutting down: restore skipped, journal kept for the next start")
-            return 0
-        print(restore_from_journal(board.tree, board.runner, state_dir, config.hardware.nvpmodel_timeout_s))
-        return 4 if BaselineJournal(state_dir).exists() else 0
-    finally:
-        close_board(board)
+    config = load_config(args.config)
+    state_dir = config.resolved_state_dir()
+    # The lock first: while a daemon runs, refuse before starting anything on its (simulated) board.
+    with acquire_instance_lock(state_dir) as lock:
+        board = open_board(config, SystemClock())
+        try:
+            if system_is_stopping(board.runner):
+                # nvpmodel's mode survives the reboot: the next start restores from the journal, kept as it is.
+                print("the system is shutting down: restore skipped, journal kept for the next start")
+                return 0
+            print(restore_from_journal(board.tree, board.runner, state_dir, config.hardware.nvpmodel_timeout_s,
+                                       lock=lock))
+            return 4 if BaselineJournal(state_dir).exists() else 0
+        finally:
+            close_board(board)
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:

@@ -1,8 +1,14 @@
 """The governor's control loop: every tick, observe (telemetry + pipeline), `decide()`, and apply the chosen
 ladder state through the `Platform` (power mode, GPU cap) and the pipeline (batch size).
 
-Actuation is verified by the platform; a failure is counted, logged with its reason and retried with
-exponential backoff, not every tick. Every change is logged with its reason and reported to `events`.
+Actuation is verified by the platform (read back after each write); a failure is counted, logged with its
+reason and retried with exponential backoff, not every tick. Every change is logged with its reason and
+reported to `events`.
+
+An applied state is re-read every VERIFY_EVERY_TICKS ticks: the kernel, a BPMP reset or a human may change
+the power mode or the GPU cap behind the governor's back. A difference is logged, reported as an external
+change, shown as the truth (status, metrics) and re-applied, with its own exponential backoff so a board
+that keeps reverting is not written every tick.
 """
 
 import collections
@@ -20,6 +26,10 @@ from jetvit_daemon.workers import WorkerThread
 
 log = logging.getLogger(__name__)
 
+# Re-read the applied state every this many ticks (5 s at the default 1 s interval): cheap (one sysfs read,
+# the platform's cached mode query) and soon enough to stop reporting a cap the board no longer has.
+VERIFY_EVERY_TICKS = 5
+
 
 class GovernorEvents(Protocol):
     """Where the governor reports what it does (the service turns these into metrics)."""
@@ -30,6 +40,11 @@ class GovernorEvents(Protocol):
 
     def applied(self, state: LadderState, index: int, mode: str, gpu_cap_hz: Optional[int], batch: int) -> None: ...
 
+    def external_change(self, knob: str, mode: str, gpu_cap_hz: int) -> None:
+        """`knob` ("power_mode" or "gpu_cap") was found changed; `mode` and `gpu_cap_hz` are what the board
+        reads now."""
+        ...
+
 
 class NullEvents:
     def decision(self, rule: str, from_state: str, to_state: str, reason: str) -> None:
@@ -39,6 +54,9 @@ class NullEvents:
         pass
 
     def applied(self, state: LadderState, index: int, mode: str, gpu_cap_hz: Optional[int], batch: int) -> None:
+        pass
+
+    def external_change(self, knob: str, mode: str, gpu_cap_hz: int) -> None:
         pass
 
 
@@ -88,6 +106,11 @@ class Governor:
         self._power: Deque[Tuple[float, float]] = collections.deque()
         self._freqs_for: Optional[Policy] = None
         self._freqs: Optional[List[float]] = None
+        # What the board read back at the last check (mode, GPU cap): the truth status reports.
+        self._board_reads: Optional[Tuple[str, int]] = None
+        self._ticks_since_check = 0
+        self._external_changes = 0
+        self._external_backoff_s = backoff_initial_s
 
     # -- thread-safe API -----------------------------------------------------------------------------------
     def set_policy(self, policy: Policy) -> None:
@@ -110,14 +133,19 @@ class Governor:
         with self._lock:
             policy, memory, applied = self._policy, self._memory, self._applied
             decision, error, failures = self._last_decision, self._last_error, self._failures
+            reads, external = self._board_reads, self._external_changes
+        mode = reads[0] if reads is not None else None
+        cap_hz = reads[1] if reads is not None else None
         return {
             "state": policy.ladder[memory.index].name,
             "state_index": memory.index,
             "applied_state": policy.ladder[applied.index].name if applied and applied.index < len(policy.ladder)
             else None,
-            "mode": applied.mode if applied else None,
-            "gpu_cap_hz": applied.gpu_cap_hz if applied else None,
+            # As the board reads back (not as last written): they differ after an external change.
+            "mode": mode,
+            "gpu_cap_hz": cap_hz,
             "batch_size": applied.batch_size if applied else None,
+            "external_changes": external,
             "last_reason": decision.reason if decision else None,
             "actuation_failures": failures,
             "last_error": error,
@@ -189,7 +217,41 @@ class Governor:
             log.info("%s", decision.reason)
             self._events.decision(decision.rule, from_name, to_name, decision.reason)
         self._converge(policy, decision.index, obs.now_s)
+        self._ticks_since_check += 1
+        if self._applied is not None and self._ticks_since_check >= VERIFY_EVERY_TICKS:
+            self._check_applied(obs.now_s)
         return decision
+
+    def _check_applied(self, now_s: float) -> None:
+        """Read the applied state back; on a difference report it and re-apply (with backoff)."""
+        applied = self._applied
+        assert applied is not None
+        self._ticks_since_check = 0
+        try:
+            mode = self._platform.current_mode().name
+            cap_hz = self._platform.gpu_freq_state().max_hz
+        except ActuationError as exc:
+            log.warning("cannot read the applied state back: %s", exc)
+            self._events.actuation("verify", "error")
+            return
+        with self._lock:
+            self._board_reads = (mode, cap_hz)
+        changed = [knob for knob, same in (("power_mode", mode == applied.mode),
+                                           ("gpu_cap", cap_hz == applied.gpu_cap_hz)) if not same]
+        if not changed:
+            self._external_backoff_s = self._backoff_initial_s
+            return
+        for knob in changed:
+            self._events.external_change(knob, mode, cap_hz)
+        delay = self._external_backoff_s
+        self._external_backoff_s = min(self._external_backoff_s * 2.0, self._backoff_max_s)
+        with self._lock:
+            self._external_changes += len(changed)
+            self._applied = None  # re-apply, after the backoff
+        self._next_attempt_s = now_s + delay
+        log.warning("the board changed behind the governor: applied mode %s, GPU cap %.0f MHz; it reads mode %s, "
+                    "GPU cap %.0f MHz (%s); re-applying in %.0f s", applied.mode, applied.gpu_cap_hz / 1e6, mode,
+                    cap_hz / 1e6, ", ".join(changed), delay)
 
     def _converge(self, policy: Policy, index: int, now_s: float) -> None:
         if self._applied is not None and self._applied.index == index:
@@ -212,6 +274,9 @@ class Governor:
         self._backoff_s = self._backoff_initial_s
         self._last_error = None
         applied = self._applied
+        with self._lock:
+            self._board_reads = (applied.mode, applied.gpu_cap_hz)  # read back by the platform as written
+        self._ticks_since_check = 0
         self._events.applied(state, index, applied.mode, applied.gpu_cap_hz, applied.batch_size)
 
     def _apply(self, index: int, state: LadderState) -> Applied:

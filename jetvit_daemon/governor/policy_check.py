@@ -4,7 +4,7 @@ to the lowest, and nvpmodel would stop at its reboot prompt)."""
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from jetvit_daemon.errors import PolicyError
 from jetvit_daemon.governor.policy import Policy, parse_policy
@@ -64,10 +64,10 @@ def check_against_board(policy: Policy, facts: BoardFacts, source: str,
     return problems, notes
 
 
-def load_checked(path: Path, facts: BoardFacts) -> Tuple[Policy, List[str]]:
-    """Parse and check a policy file; PolicyError lists every problem (schema, then board). Returns the
-    policy and the notes."""
-    text = Path(path).read_text(encoding="utf-8")
+def load_checked(path: Path, facts: BoardFacts, data: Optional[bytes] = None) -> Tuple[Policy, List[str]]:
+    """Parse and check a policy file (its content `data` when the caller read it already); PolicyError lists
+    every problem (schema, then board). Returns the policy and the notes."""
+    text = Path(path).read_text(encoding="utf-8") if data is None else data.decode("utf-8")
     policy = parse_policy(text, str(path))
     problems, notes = check_against_board(policy, facts, str(path), line_map(text))
     if problems:

@@ -6,18 +6,21 @@ The file is polled by content, not by inotify or mtime: that follows editors tha
 file over it, Kubernetes ConfigMap volumes (whose files are symlinks through `..data`, swapped atomically) and
 filesystems with coarse mtimes alike. A partially written file is not read as a policy: a new content must hold
 for one more poll before it is loaded.
+
+With strict permissions the policy is read through `trustfs.read_trusted`: its directories and the file itself
+are checked, and the bytes parsed are those read from the descriptor that was checked (checking a path and
+then opening it again let a user who could write the directory swap the file in between).
 """
 
 import hashlib
 import logging
-import os
-import stat
 import threading
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 from jetvit_daemon.errors import PolicyError
 from jetvit_daemon.governor.policy import Policy
+from jetvit_daemon.trustfs import UntrustedPath, read_trusted
 from jetvit_daemon.workers import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -25,33 +28,32 @@ log = logging.getLogger(__name__)
 POLL_S = 0.5  # a save is loaded within two polls (one to see it, one to see it hold): 1 s < 2 s
 
 
-def check_permissions(path: Path) -> None:
-    """Refuse a policy file that someone other than the daemon's user could have written: it steers the
-    hardware. Checks the file a symlink points to (ConfigMaps), not the link."""
+def read_policy(path: Path, strict: bool) -> bytes:
+    """The policy file's bytes. With `strict`, only when no other non-root user could have written it or
+    swapped it on the way (directories and file, checked on the descriptor it is read from): it steers the
+    hardware. A symlink is followed (ConfigMaps) and its directories are checked too. PolicyError otherwise."""
     try:
-        st = os.stat(path)
+        return read_trusted(path) if strict else Path(path).read_bytes()
+    except UntrustedPath as exc:
+        raise PolicyError(f"{path}: refused: the policy controls the hardware, and {exc}; or set "
+                          "policy_permissions: ignore in daemon.yaml") from None
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    problems: List[str] = []
-    who = [name for bit, name in ((stat.S_IWGRP, "group"), (stat.S_IWOTH, "others")) if st.st_mode & bit]
-    if who:
-        problems.append(f"writable by {' and '.join(who)} (mode {stat.filemode(st.st_mode)}; fix: chmod go-w {path})")
-    euid = os.geteuid()
-    if st.st_uid != euid and st.st_uid != 0:
-        problems.append(f"owned by uid {st.st_uid}, not by the daemon's uid {euid} or root "
-                        f"(fix: chown {euid} {path})")
-    if problems:
-        raise PolicyError(f"{path}: refused: the policy controls the hardware, and it is " + " and ".join(problems)
-                          + "; or set policy_permissions: ignore in daemon.yaml")
+
+
+def check_permissions(path: Path) -> None:
+    """Refuse (PolicyError) a policy file someone other than the daemon's user or root could have written."""
+    read_policy(path, strict=True)
 
 
 class PolicyWatcher:
     """Owns the reload check. `body` runs in a WorkerThread (polls every POLL_S); `reload_now` is for SIGHUP.
-    `load(path)` must return a valid Policy or raise PolicyError (schema and board checks); `apply` swaps it in;
+    `load(path, data)` must return a valid Policy parsed from `data` (the file's bytes, read once and checked)
+    or raise PolicyError (schema and board checks); `apply` swaps it in;
     `report(result, message)` is told "ok" or "error". `poll` (the watcher thread) and `reload_now` (the main
     thread, on SIGHUP) are thread-safe: one check runs at a time."""
 
-    def __init__(self, path: Path, load: Callable[[Path], Policy], apply: Callable[[Policy], None],
+    def __init__(self, path: Path, load: Callable[[Path, bytes], Policy], apply: Callable[[Policy], None],
                  report: Callable[[str, str], None], check_perms: bool = True,
                  initial_text: Optional[bytes] = None) -> None:
         self.path = Path(path)
@@ -93,16 +95,15 @@ class PolicyWatcher:
 
     def _try(self, digest: Optional[str]) -> bool:
         try:
-            if self._check_perms:
-                check_permissions(self.path)
-            policy = self._load(self.path)
+            data = read_policy(self.path, self._check_perms)
+            policy = self._load(self.path, data)
         except PolicyError as exc:
             self._failed_digest = digest
             log.error("policy reload refused, the running policy stays:\n%s", exc)
             self._report("error", str(exc))
             return False
         self._apply(policy)
-        self._loaded_digest, self._failed_digest = digest, None
+        self._loaded_digest, self._failed_digest = _digest(data), None
         log.info("policy reloaded from %s (%d states: %s)", self.path, len(policy.ladder),
                  " < ".join(s.name for s in policy.ladder))
         self._report("ok", "")

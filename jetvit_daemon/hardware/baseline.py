@@ -11,19 +11,68 @@ A corrupt journal (not JSON, or missing fields) cannot come from a half-finished
 atomic; it means a damaged disk or a hand edit. `load()` then moves it aside to `baseline.json.corrupt`
 (kept for inspection), logs a warning, records the move in `quarantined`, and returns None, so the daemon
 starts rather than crash-looping under systemd on a file only a human can judge.
+
+While an `nvpmodel -m` switch runs, the journal also records it (`switch`: target, command, pid and start
+time), written before the child is started and updated once its pid is known: a switch that outlives the
+daemon (SIGKILL; the child runs in its own session) can then be found, waited for or killed before anything
+is restored, so it cannot land after the restore. The journal is opened without following symlinks: a link
+planted in the state directory is refused, never read or written through.
 """
 
+import errno
 import json
 import logging
 import os
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
+
+from jetvit_daemon.errors import ConfigError
+from jetvit_daemon.hardware.commands import ChildProcess
 
 log = logging.getLogger(__name__)
 
 JOURNAL_NAME = "baseline.json"
 _FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SwitchRecord:
+    """An `nvpmodel -m` the daemon started and has not yet seen end."""
+
+    target_id: int
+    target_name: str
+    argv: List[str]  # as the daemon ran it (`nvpmodel -m 2`), before the runner maps it to a program
+    started_at: float  # wall clock, seconds since the epoch, just before the child was started
+    timeout_s: float  # the daemon's deadline for it: it would have been killed after this long
+    pid: Optional[int] = None  # None: SIGKILL came between the journal write and the child's start
+    start_ticks: Optional[int] = None  # /proc/PID/stat start time, so a reused pid is not mistaken for it
+
+    @property
+    def child(self) -> Optional[ChildProcess]:
+        return None if self.pid is None else ChildProcess(self.pid, self.start_ticks)
+
+    def describe(self) -> str:
+        pid = "pid unknown" if self.pid is None else f"pid {self.pid}"
+        return f"switch to {self.target_name} (id {self.target_id}, {' '.join(self.argv)!r}, {pid})"
+
+    @classmethod
+    def from_json(cls, data: Any, source: str) -> "SwitchRecord":
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: field 'switch' must be an object, got {data!r}")
+        argv = data.get("argv")
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            raise ValueError(f"{source}: field 'switch.argv' must be a list of strings, got {argv!r}")
+        for name, kinds in (("target_id", int), ("target_name", str), ("started_at", (int, float)),
+                            ("timeout_s", (int, float)), ("pid", (int, type(None))),
+                            ("start_ticks", (int, type(None)))):
+            value = data.get(name)
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                raise ValueError(f"{source}: field 'switch.{name}' has the wrong type: {value!r}")
+        return cls(target_id=data["target_id"], target_name=data["target_name"], argv=list(argv),
+                   started_at=float(data["started_at"]), timeout_s=float(data["timeout_s"]), pid=data.get("pid"),
+                   start_ticks=data.get("start_ticks"))
 
 
 @dataclass(frozen=True)
@@ -39,10 +88,13 @@ class Baseline:
     recorded_at: float  # wall clock, seconds since the epoch
     pid: int  # the daemon process that recorded it
     gpu_pinned: bool = False  # min == max when recorded (jetson_clocks): restored as found, never capped
+    switch: Optional[SwitchRecord] = None  # an nvpmodel switch in flight (see the module docstring)
 
     def to_json(self) -> Dict[str, Any]:
         data = asdict(self)
         data["version"] = _FORMAT_VERSION
+        if self.switch is None:
+            del data["switch"]  # the common case reads as before
         return data
 
     @classmethod
@@ -72,6 +124,7 @@ class Baseline:
             recorded_at=float(field("recorded_at", (int, float))),
             pid=field("pid", int),
             gpu_pinned=bool(field("gpu_pinned", bool, optional=True)),
+            switch=None if data.get("switch") is None else SwitchRecord.from_json(data["switch"], source),
         )
 
     def describe(self) -> str:
@@ -105,12 +158,13 @@ class BaselineJournal:
         self.quarantined: Optional[Path] = None
 
     def exists(self) -> bool:
-        return self.path.exists()
+        return os.path.lexists(self.path)
 
     def load(self) -> Optional[Baseline]:
-        """The recorded baseline, or None when there is none (or it was corrupt and has been set aside)."""
+        """The recorded baseline, or None when there is none (or it was corrupt and has been set aside).
+        ConfigError when the journal is a symlink or not a regular file (planted: never followed)."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = read_state_file(self.path)
         except FileNotFoundError:
             return None
         try:
@@ -127,18 +181,15 @@ class BaselineJournal:
 
     def record(self, baseline: Baseline) -> bool:
         """Write `baseline` unless one is already recorded. True when written."""
-        if self.path.exists():
+        if self.exists():
             return False
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{JOURNAL_NAME}.tmp{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(baseline.to_json(), f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        self._fsync_dir()
+        self.update(baseline)
         return True
+
+    def update(self, baseline: Baseline) -> None:
+        """Overwrite the journal (the same baseline with its in-flight switch marked or cleared)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        write_state_file(self.path, json.dumps(baseline.to_json(), indent=2, sort_keys=True) + "\n")
 
     def clear(self) -> None:
         try:
@@ -148,9 +199,54 @@ class BaselineJournal:
         self._fsync_dir()
 
     def _fsync_dir(self) -> None:
-        # The rename or unlink is durable only once the directory entry is on disk.
-        fd = os.open(str(self.state_dir), os.O_RDONLY)
+        _fsync_dir(self.path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # A rename or unlink is durable only once the directory entry is on disk.
+    fd = os.open(str(directory), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_state_file(path: Path) -> str:
+    """A state file's text, opened without following a symlink. FileNotFoundError when absent; ConfigError
+    when it is a symlink or not a regular file (someone planted it: the daemon neither follows nor trusts it)."""
+    try:
+        fd = os.open(str(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{path} is a symbolic link to {os.readlink(path)!r}: refused (the daemon never "
+                              "follows links in its state directory; remove it)") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path} is not a regular file ({stat.filemode(st.st_mode)}): refused; remove it")
+        return f.read().decode("utf-8", errors="replace")
+
+
+def write_state_file(path: Path, text: str) -> None:
+    """Replace a state file atomically (a fresh temp file created with O_EXCL|O_NOFOLLOW, fsync, rename over
+    the old name, fsync of the directory). rename(2) replaces a symlink at `path` itself, never its target."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        os.unlink(str(tmp))  # a leftover of this pid's crashed predecessor
+    except FileNotFoundError:
+        pass
+    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(str(tmp), str(path))
+    except BaseException:
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            os.unlink(str(tmp))
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)

@@ -11,16 +11,19 @@ Restore order: the mode goes back first because `nvpmodel -m` rewrites the GPU d
 (its GPU MIN_FREQ/MAX_FREQ settings); the recorded devfreq min/max are written after it.
 """
 
+import contextlib
+import dataclasses
 import logging
 import os
+import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from jetvit_daemon.clock import Clock, SystemClock
 from jetvit_daemon.errors import ActuationError, ConfigError, JetvitError, RebootRequiredError
 from jetvit_daemon.hardware.base import GpuFreqState, Platform, PowerMode, TelemetrySample, TelemetrySource
-from jetvit_daemon.hardware.baseline import Baseline, BaselineJournal
-from jetvit_daemon.hardware.commands import CommandRunner
+from jetvit_daemon.hardware.baseline import Baseline, BaselineJournal, SwitchRecord
+from jetvit_daemon.hardware.commands import ChildProcess, CommandRunner
 from jetvit_daemon.hardware.devfreq import GpuDevfreq, find_gpu_devfreq
 from jetvit_daemon.hardware.nvpmodel import Nvpmodel, reboot_reason
 from jetvit_daemon.hardware.probe import (
@@ -45,18 +48,40 @@ ACTUATED_KNOBS = (KNOB_POWER_MODE, KNOB_GPU_FREQ)
 # `nvpmodel -q` is a subprocess (on the simulated board a Python start-up); the governor asks for the
 # current mode every tick, and the mode only changes through us or a rare human, so a short cache suffices.
 MODE_CACHE_S = 5.0
+# How long stop() lets an in-flight actuation (an `nvpmodel -m`) finish before killing it; a live switch
+# takes well under a second on every board (jetson-reference README), and the governor was already given 2 s.
+SWITCH_GRACE_S = 2.0
+# After the kill, how long the actuating thread gets to let go: its `run` returns as soon as the child died.
+ACTUATION_RELEASE_S = 5.0
 
 
 def _mhz(freq_hz: Optional[int]) -> str:
     return "none" if freq_hz is None else f"{freq_hz / 1e6:g} MHz"
 
 
+def _settle_switch(runner: CommandRunner, clock: Clock, switch: SwitchRecord) -> str:
+    """Wait for a switch recorded as in flight until the deadline its daemon had for it, then kill it."""
+    remaining_s = switch.started_at + switch.timeout_s - clock.time()
+    return runner.settle(switch.argv, switch.child, max(0.0, min(switch.timeout_s, remaining_s)))
+
+
 def _restore_baseline(
-    tree: SysfsTree, nvpmodel: Nvpmodel, baseline: Baseline
+    tree: SysfsTree, runner: CommandRunner, nvpmodel: Nvpmodel, clock: Clock, baseline: Baseline,
+    interrupted: bool = False,
 ) -> Tuple[bool, List[str]]:
-    """Put the board back as `baseline` says: mode first, then GPU limits. (all done, report lines)."""
-    ok = True
+    """Put the board back as `baseline` says and read it back. (restored and verified, report lines).
+
+    First no switch may still be running (one the journal records as in flight is waited for, then killed);
+    then the mode (forced when a switch was interrupted: it may have written part of its settings), then the
+    GPU limits; then the board is read back, and only a match counts as restored."""
     lines: List[str] = []
+    if baseline.switch is not None:
+        try:
+            lines.append(f"in-flight {baseline.switch.describe()}: " + _settle_switch(runner, clock, baseline.switch))
+        except ActuationError as exc:
+            return False, [f"nothing restored: the in-flight {baseline.switch.describe()} may still land: {exc}"]
+        interrupted = True
+    ok = True
     try:
         conf = nvpmodel.conf()
         target = conf.mode_by_id(baseline.mode_id)
@@ -65,14 +90,15 @@ def _restore_baseline(
                 f"recorded mode {baseline.mode_name} (id {baseline.mode_id}) is not in {conf.source} any more"
             )
         current = nvpmodel.query()
-        if current.id == target.id:
+        if current.id == target.id and not interrupted:
             lines.append(f"power mode {target.name} already set")
         else:
-            nvpmodel.set_mode(target.name, current=current)
-            lines.append(f"power mode {current.name} → {target.name}")
+            nvpmodel.set_mode(target.name, current=current, force=interrupted)
+            lines.append(f"power mode {current.name} → {target.name}" + (" (re-applied)" if interrupted else ""))
     except (ActuationError, ConfigError) as exc:
         ok = False
         lines.append(f"power mode NOT restored to {baseline.mode_name}: {exc}")
+    gpu: Optional[GpuDevfreq] = None
     if baseline.gpu_devfreq_dir and baseline.gpu_min_hz is not None and baseline.gpu_max_hz is not None:
         gpu = GpuDevfreq(tree, baseline.gpu_devfreq_dir)
         try:
@@ -83,14 +109,40 @@ def _restore_baseline(
         except ActuationError as exc:
             ok = False
             lines.append(f"GPU limits NOT restored: {exc}")
+    if ok:
+        mismatch = _read_back_mismatch(nvpmodel, gpu, baseline)
+        if mismatch is not None:
+            ok = False
+            lines.append(f"read back after restoring: {mismatch}")
     return ok, lines
 
 
-def restore_from_journal(tree: SysfsTree, runner: CommandRunner, state_dir: Path, timeout_s: float = 10.0) -> str:
+def _read_back_mismatch(nvpmodel: Nvpmodel, gpu: Optional[GpuDevfreq], baseline: Baseline) -> Optional[str]:
+    """What the board reads back differently from `baseline`, or None when it matches."""
+    try:
+        mode = nvpmodel.query()
+        if mode.id != baseline.mode_id:
+            return f"the board reports mode {mode.name} (id {mode.id}), not {baseline.mode_name}"
+        if gpu is not None:
+            st = gpu.state()
+            if (st.min_hz, st.max_hz) != (baseline.gpu_min_hz, baseline.gpu_max_hz):
+                return (f"GPU min/max read back {_mhz(st.min_hz)}/{_mhz(st.max_hz)}, not "
+                        f"{_mhz(baseline.gpu_min_hz)}/{_mhz(baseline.gpu_max_hz)}")
+    except ActuationError as exc:
+        return f"cannot read the board back: {exc}"
+    return None
+
+
+def restore_from_journal(
+    tree: SysfsTree, runner: CommandRunner, state_dir: Path, timeout_s: float = 10.0,
+    lock: Optional[InstanceLock] = None, clock: Optional[Clock] = None,
+) -> str:
     """For `jetvit-daemon restore`: put back what a crashed (or killed) daemon recorded; a report for
-    humans. Takes the instance lock, so it refuses (ConfigError) while a daemon runs. The journal is
-    cleared only when everything was restored."""
-    with acquire_instance_lock(state_dir):
+    humans. Takes the instance lock (unless the caller holds it: `lock`), so it refuses (ConfigError) while
+    a daemon runs. A switch the journal records as in flight is waited for or killed first. The journal is
+    cleared only when everything was restored and read back."""
+    held = lock if lock is not None else acquire_instance_lock(state_dir)
+    try:
         journal = BaselineJournal(state_dir)
         baseline = journal.load()
         if baseline is None:
@@ -98,13 +150,17 @@ def restore_from_journal(tree: SysfsTree, runner: CommandRunner, state_dir: Path
             if journal.quarantined is not None:
                 text += f" (a corrupt one was moved to {journal.quarantined})"
             return text
-        ok, lines = _restore_baseline(tree, Nvpmodel(runner, tree, timeout_s), baseline)
+        ok, lines = _restore_baseline(tree, runner, Nvpmodel(runner, tree, timeout_s),
+                                      clock if clock is not None else SystemClock(), baseline)
         if ok:
             journal.clear()
             lines.append(f"journal {journal.path} cleared")
         else:
             lines.append(f"journal {journal.path} kept; fix the cause and run `jetvit-daemon restore` again")
         return f"restoring {baseline.describe()}:\n" + "\n".join("  " + ln for ln in lines)
+    finally:
+        if lock is None:
+            held.release()
 
 
 class JetsonPlatform(Platform):
@@ -130,6 +186,7 @@ class JetsonPlatform(Platform):
         description: str = "Jetson",
         nvpmodel_timeout_s: float = 10.0,
         on_conflict: str = "refuse",
+        lock: Optional[InstanceLock] = None,
     ) -> None:
         if on_conflict not in ON_CONFLICT_CHOICES:
             raise ConfigError(f"on_conflict must be one of {', '.join(ON_CONFLICT_CHOICES)}, got {on_conflict!r}")
@@ -142,7 +199,11 @@ class JetsonPlatform(Platform):
         self._on_conflict = on_conflict
         self._nvpmodel = Nvpmodel(runner, tree, nvpmodel_timeout_s)
         self._journal = BaselineJournal(self._state_dir)
-        self._lock: Optional[InstanceLock] = None
+        self._lock: Optional[InstanceLock] = lock  # given: taken by the owner before anything else; ours now
+        # Actuations (governor thread) and stop() (owner) exclude each other: a restore never runs while a
+        # switch it cannot see is still under way. After stop() begins, no new actuation starts.
+        self._actuation_lock = threading.Lock()
+        self._closing = threading.Event()
         self._board: Optional[BoardInfo] = None
         self._gpu: Optional[GpuDevfreq] = None
         self._baseline: Optional[Baseline] = None  # what stop() restores; set before the first write
@@ -158,7 +219,8 @@ class JetsonPlatform(Platform):
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._lock = acquire_instance_lock(self._state_dir)
+        if self._lock is None:
+            self._lock = acquire_instance_lock(self._state_dir)
         try:
             self._start_locked()
         except BaseException:
@@ -193,7 +255,7 @@ class JetsonPlatform(Platform):
         self._telemetry.start()
 
     def _restore_leftover(self, leftover: Baseline) -> None:
-        ok, lines = _restore_baseline(self._tree, self._nvpmodel, leftover)
+        ok, lines = _restore_baseline(self._tree, self._runner, self._nvpmodel, self._clock, leftover)
         if ok:
             self.restore_report = (
                 f"restored power mode {leftover.mode_name} left by a crashed run (pid {leftover.pid}): "
@@ -216,27 +278,59 @@ class JetsonPlatform(Platform):
     def stop(self, restore: bool = True) -> None:
         """Stop telemetry and, with `restore`, put the board back (skipped while the system shuts down, the
         journal then kept so the next start restores). `restore=False` leaves the board and the journal
-        as they are. Releases the instance lock."""
+        as they are. Releases the instance lock.
+
+        With `restore`, no actuation may still land afterwards: new ones are refused, one in flight gets
+        SWITCH_GRACE_S to finish, then its nvpmodel is killed (and the mode re-applied, since it may have
+        written part of its settings). The journal is cleared only once the board reads back as restored."""
+        quiet = interrupted = False
         try:
             try:
                 self._telemetry.stop()
             except JetvitError as exc:
                 log.error("telemetry %s did not stop cleanly: %s", self._telemetry.name, exc)
+            if restore:
+                quiet, interrupted = self._quiesce()
             if restore and self._baseline is not None:
-                self._restore_on_stop(self._baseline)
+                self._restore_on_stop(self._baseline, interrupted, keep_journal=not quiet)
         finally:
+            if quiet:
+                self._actuation_lock.release()
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
 
-    def _restore_on_stop(self, baseline: Baseline) -> None:
+    def _quiesce(self) -> Tuple[bool, bool]:
+        """Refuse new actuations and end the one in flight: (holding the actuation lock, a switch killed)."""
+        self._closing.set()
+        if self._actuation_lock.acquire(timeout=SWITCH_GRACE_S):
+            return True, False
+        killed = self._runner.cancel_running()
+        log.warning("stopping: an actuation was still running after %.0f s; killed %s", SWITCH_GRACE_S,
+                    ", ".join(f"pid {p}" for p in killed) or "nothing (no child was running)")
+        if self._actuation_lock.acquire(timeout=ACTUATION_RELEASE_S):
+            return True, bool(killed)
+        log.error("stopping: the actuating thread did not let go within %.0f s", ACTUATION_RELEASE_S)
+        return False, bool(killed)
+
+    @contextlib.contextmanager
+    def _actuating(self) -> Iterator[None]:
+        with self._actuation_lock:
+            if self._closing.is_set():
+                raise ActuationError("the platform is stopping: no new actuation")
+            yield
+
+    def _restore_on_stop(self, baseline: Baseline, interrupted: bool, keep_journal: bool) -> None:
         if system_is_stopping(self._runner):
             log.warning(
                 "system is shutting down: restore skipped, journal %s kept for the next start", self._journal.path
             )
             return
-        ok, lines = _restore_baseline(self._tree, self._nvpmodel, baseline)
-        if ok:
+        ok, lines = _restore_baseline(self._tree, self._runner, self._nvpmodel, self._clock, baseline, interrupted)
+        if ok and keep_journal:
+            log.error("restored %s, but an actuation may still be under way: journal %s kept (the next start or "
+                      "`jetvit-daemon restore` checks again)", "; ".join(lines), self._journal.path)
+        elif ok:
             log.info("restored %s", "; ".join(lines))
             self._journal.clear()
             self._baseline = None
@@ -317,6 +411,10 @@ class JetsonPlatform(Platform):
         self._baseline = baseline
 
     def set_mode(self, name: str) -> PowerMode:
+        with self._actuating():
+            return self._set_mode(name)
+
+    def _set_mode(self, name: str) -> PowerMode:
         self._check_knob(KNOB_POWER_MODE)
         target = self._nvpmodel.target(name).power_mode
         current = self._refresh_mode()
@@ -327,7 +425,7 @@ class JetsonPlatform(Platform):
             raise RebootRequiredError(reason)
         self._ensure_baseline()
         try:
-            now = self._nvpmodel.set_mode(name, current=current)
+            now = self._journalled_switch(target, current)
         finally:
             self._mode = None  # whatever happened, ask the board next time
         self._mode, self._mode_read_at_s = now, self._clock.monotonic()
@@ -339,7 +437,31 @@ class JetsonPlatform(Platform):
         log.info("power mode %s → %s", current.name, now.name)
         return now
 
+    def _journalled_switch(self, target: PowerMode, current: PowerMode) -> PowerMode:
+        """`nvpmodel -m` with the switch recorded in the journal from before the child starts until after it
+        ended, so a daemon killed meanwhile leaves a trace `restore` can act on (baseline.py)."""
+        baseline = self._baseline
+        assert baseline is not None  # _ensure_baseline ran
+        record = SwitchRecord(target_id=target.id, target_name=target.name,
+                              argv=Nvpmodel.switch_argv(target.id), started_at=self._clock.time(),
+                              timeout_s=self._nvpmodel.timeout_s)
+        self._journal.update(dataclasses.replace(baseline, switch=record))
+
+        def started(child: ChildProcess) -> None:
+            with_pid = dataclasses.replace(record, pid=child.pid, start_ticks=child.start_ticks)
+            self._journal.update(dataclasses.replace(baseline, switch=with_pid))
+
+        try:
+            return self._nvpmodel.set_mode(target.name, current=current, on_start=started)
+        finally:
+            # The runner returns only once the child has ended: nothing of this switch can land any more.
+            self._journal.update(dataclasses.replace(baseline, switch=None))
+
     def set_gpu_cap_hz(self, cap_hz: Optional[int]) -> int:
+        with self._actuating():
+            return self._set_gpu_cap_hz(cap_hz)
+
+    def _set_gpu_cap_hz(self, cap_hz: Optional[int]) -> int:
         self._check_knob(KNOB_GPU_FREQ)
         gpu = self._require_gpu()
         state = gpu.state()

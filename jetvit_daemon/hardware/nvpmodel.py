@@ -13,12 +13,13 @@ sections hold `PARAM_NAME ARG_NAME VALUE` settings (CLOCK value -1 means INT_MAX
 """
 
 import re
+import signal
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from jetvit_daemon.errors import ActuationError, ConfigError, RebootRequiredError
 from jetvit_daemon.hardware.base import PowerMode
-from jetvit_daemon.hardware.commands import CommandResult, CommandRunner
+from jetvit_daemon.hardware.commands import ChildProcess, CommandResult, CommandRunner
 from jetvit_daemon.hardware.sysfs import SysfsTree
 
 CONF_PATH = "/etc/nvpmodel.conf"
@@ -396,9 +397,14 @@ class Nvpmodel:
             self._conf = parse_conf(text, CONF_PATH)
         return self._conf
 
-    def _run(self, args: Sequence[str]) -> CommandResult:
+    @property
+    def timeout_s(self) -> float:
+        return self._timeout_s
+
+    def _run(self, args: Sequence[str], on_start: Optional[Callable[[ChildProcess], None]] = None) -> CommandResult:
         argv = ["nvpmodel", *args]
-        result = self._runner.run(argv, self._timeout_s)
+        result = (self._runner.run(argv, self._timeout_s) if on_start is None
+                  else self._runner.run(argv, self._timeout_s, on_start=on_start))
         output = _output_of(result)
         cmd = " ".join(argv)
         if any(marker in output for marker in _REBOOT_MARKERS):
@@ -411,6 +417,9 @@ class Nvpmodel:
         error_lines = [ln.strip() for ln in output.splitlines() if "NVPM ERROR" in ln]
         if error_lines:
             raise ActuationError("{!r} failed: {}; output: {!r}".format(cmd, "; ".join(error_lines), output))
+        if result.returncode == -signal.SIGKILL:
+            raise ActuationError(f"{cmd!r} was killed (the daemon is stopping, or SIGKILL from elsewhere); "
+                                 f"output: {output!r}")
         if result.returncode != 0:
             raise ActuationError(f"{cmd!r} exited {result.returncode}; output: {output!r}")
         return result
@@ -441,21 +450,29 @@ class Nvpmodel:
             raise ActuationError(f"no power mode named {name!r} in {conf.source}; modes: {known}")
         return mode
 
-    def set_mode(self, name: str, current: Optional[PowerMode] = None) -> PowerMode:
+    @staticmethod
+    def switch_argv(mode_id: int) -> List[str]:
+        """The command line of a switch to `mode_id` (what the restore journal records while it runs)."""
+        return ["nvpmodel", "-m", str(mode_id)]
+
+    def set_mode(self, name: str, current: Optional[PowerMode] = None, force: bool = False,
+                 on_start: Optional[Callable[[ChildProcess], None]] = None) -> PowerMode:
         """Switch to the mode called `name` and verify with `nvpmodel -q`.
 
         RebootRequiredError (before running nvpmodel) when the switch needs a reboot; ActuationError when
-        nvpmodel fails, times out, prompts, or the mode read back differs. `current` saves one query.
+        nvpmodel fails, times out, prompts, or the mode read back differs. `current` saves one query. `force`
+        runs nvpmodel even when the board already reports the mode (an interrupted switch may have written
+        part of another mode's settings; nvpmodel rewrites all of them). `on_start` is told the child.
         """
         target = self.target(name).power_mode
         if current is None:
             current = self.query()
-        if current.id == target.id:
+        if current.id == target.id and not force:
             return current
         reason = reboot_reason(current, target)
         if reason is not None:
             raise RebootRequiredError(reason)
-        self._run(["-m", str(target.id)])
+        self._run(self.switch_argv(target.id)[1:], on_start=on_start)
         now = self.query()
         if now.id != target.id:
             raise ActuationError(

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -19,6 +20,7 @@ from jetvit_daemon.errors import ActuationError, ConfigError
 from jetvit_daemon.hardware.commands import CommandRunner
 from jetvit_daemon.hardware.devfreq import GpuDevfreq, find_gpu_devfreq
 from jetvit_daemon.hardware.sysfs import SysfsTree
+from jetvit_daemon.trustfs import UntrustedPath, check_trusted_dir
 
 NV_TEGRA_RELEASE = "/etc/nv_tegra_release"
 DT_COMPATIBLE = "/proc/device-tree/compatible"
@@ -246,15 +248,43 @@ class InstanceLock:
         self.release()
 
 
-def acquire_instance_lock(state_dir: Path) -> InstanceLock:
-    """Take the daemon's instance lock; ConfigError "another jetvit-daemon (pid N) holds …" when taken."""
+def open_state_dir(state_dir: Path) -> Path:
+    """Create the state directory if needed (0700) and check it can be trusted: owned by the daemon's user,
+    writable by nobody else, reached through directories no other non-root user can change (trustfs.py).
+    Its journal decides what the board is restored to, and a root daemon writes its lock there, so an
+    untrusted one is refused: ConfigError naming the directory and what is wrong."""
     state_dir = Path(state_dir)
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create state directory {state_dir}: {exc.strerror}") from exc
+    try:
+        check_trusted_dir(state_dir)
+    except UntrustedPath as exc:
+        raise ConfigError(f"state directory {state_dir} refused: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"state directory {state_dir}: {exc.strerror or exc}") from None
+    return state_dir
+
+
+def acquire_instance_lock(state_dir: Path) -> InstanceLock:
+    """Check the state directory (`open_state_dir`) and take the daemon's instance lock; ConfigError
+    "another jetvit-daemon (pid N) holds …" when taken. The lock file is never followed through a symlink
+    and must be a regular file of the daemon's user."""
+    state_dir = open_state_dir(state_dir)
     path = state_dir / LOCK_NAME
-    fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{path} is a symbolic link: refused (the daemon never follows links in its "
+                              "state directory; remove it)") from None
+        raise ConfigError(f"cannot open {path}: {exc.strerror}") from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+        os.close(fd)
+        raise ConfigError(f"{path} is not a regular file of uid {os.geteuid()} ({stat.filemode(st.st_mode)}, "
+                          f"uid {st.st_uid}): refused; remove it")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:

@@ -17,12 +17,13 @@ from jetvit_daemon.clock import Clock, SystemClock
 from jetvit_daemon.config import DaemonConfig
 from jetvit_daemon.governor.decide import PipelineView
 from jetvit_daemon.governor.loop import Governor
-from jetvit_daemon.governor.policy import DEFAULT_POLICY_FILE, Policy, load_policy
+from jetvit_daemon.governor.policy import DEFAULT_POLICY_FILE, Policy, parse_policy
 from jetvit_daemon.governor.policy_check import BoardFacts, load_checked
-from jetvit_daemon.governor.reload import PolicyWatcher, check_permissions
+from jetvit_daemon.governor.reload import PolicyWatcher, read_policy
 from jetvit_daemon.hardware.base import Platform, TelemetrySource
 from jetvit_daemon.hardware.commands import CommandRunner
 from jetvit_daemon.hardware.jetson import JetsonPlatform
+from jetvit_daemon.hardware.probe import InstanceLock, acquire_instance_lock
 from jetvit_daemon.hardware.sysfs import SysfsTree
 from jetvit_daemon.hardware.telemetry_thread import STALE_INTERVALS
 from jetvit_daemon.pipeline.pipeline import Pipeline, PipelineStats
@@ -91,6 +92,7 @@ class Daemon:
         self._started: List[str] = []
         self._board_text = ""
         self._stop_lock = threading.Lock()
+        self._instance_lock: Optional[InstanceLock] = None
 
     # -- building ------------------------------------------------------------------------------------------
     def _on_worker_death(self, name: str, exc: BaseException) -> None:
@@ -114,7 +116,7 @@ class Daemon:
         return JetsonPlatform(
             tree=self.board.tree, runner=self.board.runner, clock=self.clock, state_dir=state_dir,
             telemetry=telemetry, description=self._board_text, nvpmodel_timeout_s=cfg.hardware.nvpmodel_timeout_s,
-            on_conflict=cfg.hardware.on_conflict,
+            on_conflict=cfg.hardware.on_conflict, lock=self._instance_lock,
         )
 
     def _build_telemetry(self, tree: SysfsTree, commands: CommandRunner) -> TelemetrySource:
@@ -201,18 +203,19 @@ class Daemon:
     def start(self) -> None:
         cfg = self.config
         state_dir = cfg.resolved_state_dir()
-        state_dir.mkdir(parents=True, exist_ok=True)
+        # The instance lock (and the state directory's checks) before anything else: a second instance must
+        # not even start the simulated board's physics thread. The platform owns the lock from here on.
+        self._instance_lock = acquire_instance_lock(state_dir)
         policy_path = Path(self.policy_path)
         # Schema and permissions first: a bad policy must not get as far as touching the board. The bundled
         # default is part of the installed package, whose files are as trusted as its code.
-        if cfg.policy_permissions == "strict" and policy_path != DEFAULT_POLICY_FILE:
-            check_permissions(policy_path)
-        policy_text = policy_path.read_bytes()
-        load_policy(policy_path)
+        strict = cfg.policy_permissions == "strict" and policy_path != DEFAULT_POLICY_FILE
+        policy_text = read_policy(policy_path, strict)  # read once: what was checked is what is parsed
+        parse_policy(policy_text.decode("utf-8"), str(policy_path))
         self.platform = self._build_platform(state_dir)
         self.platform.start()
         self._started.append("platform")
-        policy = self._load_policy(policy_path)
+        policy = self._load_policy(policy_path, policy_text)
         self.metrics.declare_modes([m.name for m in self.platform.power_modes()])
         self.runner = self._build_runner()
         self._started.append("runner")
@@ -241,8 +244,7 @@ class Daemon:
         self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics.registry, self.health, self.status,
                                routes)
         self.watcher = PolicyWatcher(policy_path, self._load_policy, self.governor.set_policy, self._policy_reloaded,
-                                     check_perms=cfg.policy_permissions == "strict" and
-                                     policy_path != DEFAULT_POLICY_FILE, initial_text=policy_text)
+                                     check_perms=strict, initial_text=policy_text)
         self.pipeline.start()
         self._started.append("pipeline")
         gov = WorkerThread("governor", self.governor.body, self._on_worker_death)
@@ -355,12 +357,13 @@ class Daemon:
         self.stop()
         return code
 
-    def _load_policy(self, path: Path) -> Policy:
-        """A policy file validated against this board (schema, modes, reboot groups); PolicyError otherwise."""
+    def _load_policy(self, path: Path, data: bytes) -> Policy:
+        """A policy (the file's bytes) validated against this board (schema, modes, reboot groups);
+        PolicyError otherwise."""
         assert self.platform is not None
         facts = BoardFacts(self._board_text, self.platform.power_modes(),
                            self.platform.gpu_freq_state().available_hz)
-        policy, notes = load_checked(path, facts)
+        policy, notes = load_checked(path, facts, data)
         for note in notes:
             log.info("policy: %s", note)
         return policy
@@ -397,6 +400,8 @@ class Daemon:
                     log.error("stopping the platform failed", exc_info=True)
             if "simulated board" in self._started:
                 close_board(self.board)
+            if self._instance_lock is not None:
+                self._instance_lock.release()  # the platform's stop released it already, unless it never began
             self._started.clear()
 
 

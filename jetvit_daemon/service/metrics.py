@@ -125,6 +125,11 @@ class Metrics:
                                   ["knob", "result"], registry=r)
         self.policy_reloads = Counter("jetvit_policy_reloads", "Policy reload attempts by result", ["result"],
                                       registry=r)
+        self.external_changes = Counter("jetvit_governor_external_changes",
+                                        "Applied power mode or GPU cap found changed on the board by someone "
+                                        "else (then re-applied), by knob", ["knob"], registry=r)
+        for knob in ("power_mode", "gpu_cap"):
+            self.external_changes.labels(knob=knob)  # exists at 0 from the start
         self._lock = threading.Lock()
         self._known_modes: List[str] = []
         self._known_states: List[str] = []
@@ -170,6 +175,17 @@ class Metrics:
         if gpu_cap_hz is not None:
             self.gpu_cap.set(gpu_cap_hz)
         self.batch.set(batch)
+
+    def external_change(self, knob: str, mode: str, gpu_cap_hz: int) -> None:
+        self.external_changes.labels(knob=knob).inc()
+        # Show what the board runs, not what was last written (the re-apply sets them again).
+        with self._lock:
+            if mode not in self._known_modes:
+                self._known_modes.append(mode)
+            modes = list(self._known_modes)
+        for m in modes:
+            self.power_mode.labels(mode=m).set(1 if m == mode else 0)
+        self.gpu_cap.set(gpu_cap_hz)
 
     def error(self, component: str, exc: BaseException) -> None:
         self.errors.labels(component=component).inc()

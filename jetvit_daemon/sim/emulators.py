@@ -50,12 +50,18 @@ FAULTS_FILE = "faults.json"
 # Fault keys and their allowed values (None: any list of zone types / rail labels; True/False: a flag).
 FAULT_KEYS: Dict[str, Optional[Tuple[Any, ...]]] = {
     "tegrastats": ("exit", "hang", "garbage"),
-    "nvpmodel": ("fail", "hang"),
+    "nvpmodel": ("fail", "hang", "slow"),  # slow: a switch (-m) takes SLOW_SWITCH_S, then lands
     "sensor_off": None,  # thermal zone types that read -256 °C (powered off)
     "sensor_missing": None,  # thermal zone types or rail labels whose value files disappear
     "thermal_runaway": (True, False),  # the fan fails: thermal resistance ×4
     "devfreq_reject": (True, False),  # the "kernel" reverts writes to the GPU devfreq min/max
+    # Once: the "kernel" puts the GPU devfreq limits back to the current mode's (as a BPMP or thermal
+    # reset does), then the board clears this fault itself.
+    "devfreq_revert": (True, False),
 }
+# How long a `slow` switch takes before it writes anything: long enough that a daemon told to stop, or
+# killed, meanwhile is still waiting for it (real switches take well under a second).
+SLOW_SWITCH_S = 8.0
 
 # What the real tool prints when a switch needs a reboot, then it waits on stdin, with no newline after the
 # last line (jetson-reference README "nvpmodel").
@@ -329,6 +335,8 @@ def _nvpmodel_set(
         _print(err, BAD_INPUT)
         _print(err, NO_REQUEST)
         return 1
+    if faults.get("nvpmodel") == "slow":
+        time.sleep(SLOW_SWITCH_S)
     if faults.get("nvpmodel") == "fail":
         path = conf.gpu_max_freq_path or STATUS_PATH
         _print(err, f"NVPM ERROR: Error writing to {path}: Invalid argument (simulated fault)")

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from jetvit_daemon.clock import Clock
 from jetvit_daemon.errors import ConfigError, JetvitError
-from jetvit_daemon.hardware.nvpmodel import CONF_PATH, NvpmodelConf
+from jetvit_daemon.hardware.nvpmodel import CONF_PATH, ConfMode, NvpmodelConf
 from jetvit_daemon.hardware.sysfs import SysfsTree
 from jetvit_daemon.sim.board import DEFAULT_CPU_UTIL, BoardPhysics, BoardState
 from jetvit_daemon.sim.boards import (
@@ -430,6 +430,18 @@ class _BoardLoop:
         self._accepted[path] = snapped
         return snapped
 
+    def _revert_devfreq(self, mode: ConfMode) -> None:
+        """The `devfreq_revert` fault: the GPU limits go back to what the mode itself sets (its GPU MAX_FREQ,
+        -1 meaning the table's top; MIN_FREQ the lowest), whatever anyone capped them to."""
+        table = self.profile.gpu_table_hz
+        dev = self.profile.devfreq.real_dir
+        cap = mode.power_mode.gpu_max_freq_hz
+        limits = {dev + "/max_freq": snap_down_hz(table, cap) if cap else table[-1], dev + "/min_freq": table[0]}
+        for path, value in limits.items():
+            self.writer.put(path, f"{value}\n", cache=False)
+            self._accepted[path] = value
+        log.info("simulated board: GPU devfreq limits reverted to mode %s's (fault devfreq_revert)", mode.name)
+
     def tick(self, dt_s: float, lock: Optional[threading.Lock] = None) -> BoardState:
         """Read the controls, step the physics (under `lock`, which readers of the physics share) and write
         the sensors; file I/O happens outside the lock."""
@@ -438,6 +450,9 @@ class _BoardLoop:
         mode = self.conf.mode_by_id(self.mode_id)
         assert mode is not None
         dev = self.profile.devfreq.real_dir
+        if faults.get("devfreq_revert"):
+            self._revert_devfreq(mode)
+            write_faults(self.tree.root, {k: v for k, v in faults.items() if k != "devfreq_revert"})
         reject = bool(faults.get("devfreq_reject"))
         max_hz = self._devfreq_limit(dev + "/max_freq", reject)
         min_hz = self._devfreq_limit(dev + "/min_freq", reject)

@@ -71,6 +71,7 @@ class Events:
     def __init__(self) -> None:
         self.actuations: List[str] = []
         self.decisions: List[str] = []
+        self.external: List[str] = []
 
     def decision(self, rule, from_state, to_state, reason):
         self.decisions.append(f"{rule} {from_state}->{to_state}")
@@ -80,6 +81,9 @@ class Events:
 
     def applied(self, state, index, mode, gpu_cap_hz, batch):
         pass
+
+    def external_change(self, knob, mode, gpu_cap_hz):
+        self.external.append(f"{knob}: {mode} {gpu_cap_hz}")
 
 
 def make(start: str = "low"):
@@ -147,3 +151,63 @@ def test_reloading_a_policy_keeps_the_state_by_name_and_reapplies_it():
     gov.set_policy(changed)
     gov.tick()
     assert gov.status()["state"] == "high" and batches == [2, 4]
+
+
+def test_regression_a_gpu_cap_the_kernel_reverted_is_reported_as_the_truth_counted_and_reapplied_with_backoff():
+    """Issue 9, defect 5: an applied state was never re-verified, so /status said 408 MHz while the board ran
+    at 918 MHz. Now it is read back every few ticks, reported as it is, counted and re-applied."""
+    from jetvit_daemon.governor.loop import VERIFY_EVERY_TICKS
+
+    gov, platform, clock, _, events = make()
+    gov.tick()
+    assert gov.status()["gpu_cap_hz"] == 408_000_000
+    reapplied_at = []
+    for round_ in range(3):
+        platform.cap_hz = 918_000_000  # the kernel puts the mode's maximum back
+        for _ in range(VERIFY_EVERY_TICKS):
+            clock.advance(1.0)
+            gov.tick()
+        status = gov.status()
+        assert status["gpu_cap_hz"] == 918_000_000, status  # the truth, not what was written
+        assert status["external_changes"] == round_ + 1
+        assert events.external[-1] == "gpu_cap: 15W 918000000"
+        before = platform.calls.count("cap 408000000")
+        for _ in range(40):
+            clock.advance(1.0)
+            gov.tick()
+            if platform.calls.count("cap 408000000") > before:
+                reapplied_at.append(clock.monotonic())
+                break
+        assert gov.status()["gpu_cap_hz"] == 408_000_000
+    # Re-applied each time, but later each time: a board that keeps reverting is not written every tick.
+    gaps = [b - a for a, b in zip(reapplied_at, reapplied_at[1:])]
+    assert gaps[1] > gaps[0], reapplied_at
+
+
+def test_a_mode_changed_behind_the_governor_is_reported_and_reapplied():
+    from jetvit_daemon.governor.loop import VERIFY_EVERY_TICKS
+
+    gov, platform, clock, _, events = make()
+    gov.tick()
+    platform.mode, platform.cap_hz = MODES[1], 918_000_000  # someone ran `nvpmodel -m 1`
+    for _ in range(VERIFY_EVERY_TICKS):
+        clock.advance(1.0)
+        gov.tick()
+    assert gov.status()["mode"] == "25W"
+    assert events.external == ["power_mode: 25W 918000000", "gpu_cap: 25W 918000000"]
+    for _ in range(5):
+        clock.advance(1.0)
+        gov.tick()
+    assert platform.mode.name == "15W" and gov.status()["mode"] == "15W"
+
+
+def test_an_unchanged_board_is_only_read_back_every_few_ticks():
+    from jetvit_daemon.governor.loop import VERIFY_EVERY_TICKS
+
+    gov, platform, clock, _, events = make()
+    gov.tick()
+    platform.calls.clear()
+    for _ in range(VERIFY_EVERY_TICKS * 3):
+        clock.advance(1.0)
+        gov.tick()
+    assert platform.calls == ["query"] * 3 and events.external == []

@@ -7,7 +7,7 @@ from typing import List
 import pytest
 
 from jetvit_daemon.errors import PolicyError
-from jetvit_daemon.governor.policy import Policy, load_policy
+from jetvit_daemon.governor.policy import Policy, parse_policy
 from jetvit_daemon.governor.reload import PolicyWatcher, check_permissions
 
 GOOD = "version: 1\nladder:\n  - {name: a, mode: 15W}\n  - {name: b, mode: 25W}\n"
@@ -20,7 +20,8 @@ class Recorder:
         self.reports: List[str] = []
 
     def watcher(self, path: Path, check_perms: bool = True) -> PolicyWatcher:
-        return PolicyWatcher(path, load_policy, self.applied.append, lambda r, m: self.reports.append(r),
+        return PolicyWatcher(path, lambda p, data: parse_policy(data.decode(), str(p)), self.applied.append,
+                             lambda r, m: self.reports.append(r),
                              check_perms=check_perms)
 
 

@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from jetvit_daemon.hardware.commands import CommandResult, StreamingProcess
+from jetvit_daemon.hardware.baseline import SwitchRecord
+from jetvit_daemon.hardware.commands import ChildProcess, CommandResult, StreamingProcess
 from jetvit_daemon.hardware.nvpmodel import NvpmodelConf, parse_conf, reboot_reason
 from jetvit_daemon.hardware.sysfs import SysfsTree
+
+FAKE_PID = 4242  # what the fake runner reports as the pid of the programs it "starts"
 
 REFERENCE = Path("/work/shared/jetson-reference")
 NVPMODEL_DIR = REFERENCE / "nvpmodel"
@@ -355,6 +358,7 @@ class FakeBoardRunner:
         self.query_stdout: Optional[str] = None  # replaces every `-q` answer when set
         self.devfreq_dir = devfreq_dir
         self.timeouts: List[float] = []
+        self.settled: List[Tuple[List[str], Optional[ChildProcess]]] = []
 
     @property
     def set_calls(self) -> List[List[str]]:
@@ -366,9 +370,12 @@ class FakeBoardRunner:
     def _mode_id(self) -> int:
         return int(self.tree.read_text("/var/lib/nvpmodel/status").split(":")[1])
 
-    def run(self, argv: Sequence[str], timeout_s: float) -> CommandResult:
+    def run(self, argv: Sequence[str], timeout_s: float,
+            on_start: Optional[Callable[[ChildProcess], None]] = None) -> CommandResult:
         self.calls.append(list(argv))
         self.timeouts.append(timeout_s)
+        if on_start is not None:
+            on_start(ChildProcess(FAKE_PID, None))
         if argv[0] == "systemctl":
             key = " ".join(argv[1:])
             if key not in self.systemctl:
@@ -430,15 +437,25 @@ class FakeBoardRunner:
     def spawn(self, argv: Sequence[str]) -> StreamingProcess:
         raise NotImplementedError("the fake board runs no streaming programs")
 
+    def cancel_running(self) -> List[int]:
+        return []  # its programs finish inside run()
+
+    def settle(self, argv: Sequence[str], child: Optional[ChildProcess], wait_s: float) -> str:
+        self.settled.append((list(argv), child))
+        return f"{' '.join(argv)!r} is not running"
+
 
 __all__ = [
     "BAD_INPUT",
     "BOARDS",
+    "FAKE_PID",
     "REBOOT_PROMPT",
     "SPECS",
     "BoardSpec",
+    "ChildProcess",
     "FakeBoardRunner",
     "RecordingTree",
+    "SwitchRecord",
     "conf_text",
     "make_tree",
     "result",

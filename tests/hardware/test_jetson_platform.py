@@ -2,6 +2,7 @@ import errno
 import json
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -400,3 +401,107 @@ def test_probe_report_not_a_jetson(tmp_path: Path) -> None:
     report = probe_report(RecordingTree(tmp_path), FakeBoardRunner(tmp_path), clock=ManualClock())
     assert report["jetson"] is False and report["board"] is None and report["gpu"] is None
     assert "no GPU devfreq node found" in report["problems"]
+
+
+class BlockingSwitchRunner(FakeBoardRunner):
+    """`nvpmodel -m` blocks like a switch still under way, until cancel_running kills it (exit -9)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.switch_started = threading.Event()
+        self.cancelled = threading.Event()
+
+    def run(self, argv, timeout_s, on_start=None):  # type: ignore[no-untyped-def]
+        if list(argv[:2]) != ["nvpmodel", "-m"] or self.cancelled.is_set():
+            return super().run(argv, timeout_s, on_start)
+        self.calls.append(list(argv))
+        if on_start is not None:
+            on_start(boardtrees.ChildProcess(boardtrees.FAKE_PID, None))
+        self.switch_started.set()
+        self.cancelled.wait(30)
+        return boardtrees.result(argv, "", -9)
+
+    def cancel_running(self) -> List[int]:
+        self.cancelled.set()
+        return [boardtrees.FAKE_PID]
+
+
+def test_regression_stop_does_not_restore_while_a_switch_is_in_flight(tmp_path: Path, monkeypatch) -> None:
+    """Issue 9, defect 1: stop restored (and cleared the journal) while the governor's `nvpmodel -m` was still
+    running; it landed afterwards and the board's original mode was lost. Now stop waits, then kills the
+    switch, re-applies the recorded mode and clears the journal only once the board reads back as restored."""
+    import jetvit_daemon.hardware.jetson as jetson_module
+
+    monkeypatch.setattr(jetson_module, "SWITCH_GRACE_S", 0.2)
+    board = Board(tmp_path, "xavier-nx-jp5")
+    board.runner = BlockingSwitchRunner(board.root, devfreq_dir=board.devfreq_dir, tree=board.tree)
+    p = board.platform()
+    p.start()
+    errors: List[BaseException] = []
+
+    def governor() -> None:
+        try:
+            p.set_mode("MODE_10W_4CORE")
+        except ActuationError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=governor)
+    t.start()
+    assert board.runner.switch_started.wait(10)
+    journal = board.journal.load()
+    assert journal is not None and journal.switch is not None
+    assert (journal.switch.target_name, journal.switch.pid) == ("MODE_10W_4CORE", boardtrees.FAKE_PID)
+    p.stop()
+    t.join(10)
+    assert errors and "was killed" in str(errors[0])
+    # The interrupted switch may have written part of its settings: the recorded mode is written again.
+    assert board.runner.set_calls[-1] == ["nvpmodel", "-m", "5"]
+    assert board.status() == "pmode:0005" and not board.journal.exists()
+    with pytest.raises(ActuationError, match="stopping"):
+        p.set_mode("MODE_10W_4CORE")  # nothing new starts after stop
+
+
+def test_a_switch_is_in_the_journal_only_while_it_runs(tmp_path: Path) -> None:
+    board = Board(tmp_path, "xavier-nx-jp5")
+    p = board.platform()
+    p.start()
+    during: List[Optional[Baseline]] = []
+
+    def switch(argv):  # type: ignore[no-untyped-def]
+        during.append(board.journal.load())
+        board.tree.write_text("/var/lib/nvpmodel/status", "pmode:0004\n")
+        return boardtrees.result(argv)
+
+    board.runner.on_set = switch
+    p.set_mode("MODE_10W_4CORE")
+    rec = during[0].switch if during[0] is not None else None
+    assert rec is not None and rec.argv == ["nvpmodel", "-m", "4"] and rec.pid == boardtrees.FAKE_PID
+    after = board.journal.load()
+    assert after is not None and after.switch is None and after.mode_name == "MODE_10W_DESKTOP"
+    p.stop()
+
+
+def test_regression_restore_after_sigkill_mid_switch_settles_the_orphan_first(tmp_path: Path) -> None:
+    """Issue 9, defect 1 (SIGKILL, then `restore`): the journal records the in-flight switch; restore waits
+    for or kills that process before restoring, then re-applies the mode."""
+    board = Board(tmp_path, "xavier-nx-jp5")
+    switch = boardtrees.SwitchRecord(target_id=4, target_name="MODE_10W_4CORE", argv=["nvpmodel", "-m", "4"],
+                                     started_at=board.clock.time(), timeout_s=10.0, pid=777, start_ticks=99)
+    board.journal.update(Baseline(board="x", mode_name="MODE_10W_DESKTOP", mode_id=5, gpu_devfreq_dir=None,
+                                  gpu_min_hz=None, gpu_max_hz=None, recorded_at=0.0, pid=1, switch=switch))
+    report = restore_from_journal(board.tree, board.runner, board.state_dir, clock=board.clock)
+    assert board.runner.settled == [(["nvpmodel", "-m", "4"], boardtrees.ChildProcess(777, 99))]
+    assert "in-flight switch to MODE_10W_4CORE" in report and "(re-applied)" in report
+    assert board.runner.set_calls == [["nvpmodel", "-m", "5"]]  # forced, though the board reads 5 already
+    assert not board.journal.exists()
+
+
+def test_restore_keeps_the_journal_when_the_board_does_not_read_back_as_restored(tmp_path: Path) -> None:
+    board = Board(tmp_path, "xavier-nx-jp5")
+    p = board.platform()
+    p.start()
+    p.set_mode("MODE_10W_4CORE")
+    p._lock.release()  # type: ignore[union-attr]  # killed
+    board.runner.ignore_set = True  # nvpmodel says yes but the board stays
+    report = restore_from_journal(board.tree, board.runner, board.state_dir)
+    assert "NOT restored" in report and board.journal.exists()
