@@ -90,6 +90,21 @@ def sim_mode() -> Optional[str]:
         return None
 
 
+def sandbox(pid: str) -> Dict[str, Any]:
+    """What the kernel says of the running daemon's sandbox: capabilities, seccomp, mounts (ro/rw)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("CapBnd", "CapEff", "Seccomp", "NoNewPrivs"):
+            fields[key] = value.strip()
+    mounts = {}
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+        parts = line.split()
+        mounts[parts[4]] = parts[5].split(",")[0]  # mount point -> "ro" | "rw" (the last mount wins)
+    fields["mounts"] = {m: mounts.get(m) for m in ("/", "/etc", "/sys", "/tmp", str(STATE), "/home")}
+    return fields
+
+
 def governor() -> Dict[str, Any]:
     status = http("/status").get("json") or {}
     return status.get("governor") or {}
@@ -171,7 +186,8 @@ def main() -> None:
         props = show("ActiveState", "SubState", "StatusText", "MainPID", "Type", "KillMode",
                      "RestartPreventExitStatus")
         return {"systemctl": start, "props": props, "healthz": http("/healthz"), "readyz": http("/readyz"),
-                "status": http("/status")}
+                "status": http("/status"), "sandbox": sandbox(props["MainPID"]),
+                "system_mounts": sandbox("1")["mounts"]}
 
     @step("reload")
     def _() -> Dict[str, Any]:

@@ -153,6 +153,21 @@ def test_systemctl_start_returns_once_the_daemon_is_ready(seen):
     assert status["pipeline"]["frames_out_total"] >= 1, status["pipeline"]
 
 
+def test_the_daemon_does_its_work_inside_the_sandbox(seen):
+    """The unit's hardening is really applied to the running daemon (and it still actuates the board)."""
+    start = _step(seen, "start")
+    box = start["sandbox"]
+    assert box["NoNewPrivs"] == "1" and box["Seccomp"] == "2", box  # seccomp filter mode
+    # CapabilityBoundingSet=CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH: capability bits 1 and 2.
+    assert int(box["CapBnd"], 16) == (1 << 1) | (1 << 2), box
+    mounts = box["mounts"]
+    assert mounts["/"] == "ro" and mounts["/etc"] in ("ro", None), mounts  # ProtectSystem=strict
+    # devfreq and nvpmodel's nodes stay as writable as the system has them (nspawn itself mounts /sys
+    # read-only for a container; on a board it is rw): the unit adds no read-only /sys.
+    assert mounts["/sys"] == start["system_mounts"]["/sys"], (mounts, start["system_mounts"])
+    assert mounts["/var/lib/jetvit-daemon"] == "rw" and mounts["/tmp"] == "rw", mounts
+
+
 def test_systemctl_reload_applies_the_edited_policy(seen):
     reload = _step(seen, "reload")
     assert reload["systemctl"]["rc"] == 0, reload
