@@ -28,7 +28,7 @@ def run_once(batch_size: int, seconds: float, threads: int, cameras: int) -> str
     m = runner.manifest
     cams = [SyntheticCamera(clock, fps=1000.0, seed=i, name=f"cam{i}") for i in range(cameras)]
     pipe = Pipeline(clock, cams, runner, Preprocessor(m.preprocess, m.input),
-                    Top1Classifier(m.outputs[0]), [], batch_size=batch_size, queue_size=256,
+                    Top1Classifier(m.outputs[0]), [], batch_size=batch_size,
                     window_s=seconds)
     pipe.start()
     threading.Event().wait(seconds)

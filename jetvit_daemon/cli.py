@@ -319,9 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     schema = pol_sub.add_parser("schema", help="print the policy's JSON Schema (for editor completion)")
     schema.set_defaults(func=_cmd_policy_schema)
 
-    from jetvit_daemon import cli_engine
+    from jetvit_daemon import cli_engine, cli_sources
 
     cli_engine.register(sub)
+    cli_sources.register(sub)
 
     tegra = sub.add_parser("tegrastats", help="tools for tegrastats output")
     tegra_sub = tegra.add_subparsers(dest="tegrastats_command", metavar="ACTION")

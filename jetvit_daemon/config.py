@@ -5,10 +5,11 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from jetvit_daemon.config_sinks import SinkConfigs
 from jetvit_daemon.errors import ConfigError
+from jetvit_daemon.pipeline.capture.uri import SourceUri, parse_uri
 from jetvit_daemon.yamlfile import YamlProblem, load_yaml_model
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -47,16 +48,58 @@ class RunnerConfig(_Strict):
 
 
 class SourceConfig(_Strict):
-    type: Literal["synthetic"] = "synthetic"
-    count: int = Field(1, ge=1, le=16, description="number of cameras")
-    fps: float = Field(30.0, gt=0, le=240)
-    width: int = Field(640, ge=32, le=7680)
-    height: int = Field(480, ge=32, le=4320)
+    """One camera, named by URI (docs/SOURCES.md): csi://0, v4l2:///dev/video0, rtsp://host/path,
+    file:///path (video, image, directory, glob), synthetic://. The old form `type: synthetic` (+ `count`)
+    still works and means `uri: synthetic://`."""
+
+    uri: str = Field("synthetic://", description="csi://N, v4l2:///dev/..., rtsp://..., file://..., synthetic://")
+    type: Optional[Literal["synthetic"]] = Field(None, description="old form of uri: synthetic://")
+    name: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,48}$",
+                                description="label in metrics, /status and results; null: from the URI")
+    count: int = Field(1, ge=1, le=16, description="synthetic:// only: number of such cameras")
+    fps: float = Field(30.0, gt=0, le=240, description="the camera's rate (synthetic; asked of csi/v4l2)")
+    max_fps: Optional[float] = Field(None, gt=0, le=240,
+                                     description="frames above this rate are skipped before conversion")
+    width: Optional[int] = Field(None, ge=32, le=7680, description="capture width; null: source default")
+    height: Optional[int] = Field(None, ge=32, le=4320, description="capture height; null: source default")
     seed: int = 0
+    loop: bool = Field(False, description="file://: start again at the end")
+    pace: Literal["realtime", "fast"] = Field("realtime", description="file://: at the file's rate, or as fast "
+                                                                      "as inference takes frames")
+    protocol: Literal["tcp", "udp"] = Field("tcp", description="rtsp://: RTP transport")
+    latency_ms: int = Field(200, ge=0, le=10000, description="rtsp://: jitter buffer")
+    codec: Literal["auto", "h264", "h265"] = Field("auto", description="rtsp://: auto lets decodebin pick")
+    format: Literal["auto", "mjpeg", "yuyv"] = Field("auto", description="v4l2://: pixel format to ask for")
+    sensor_mode: Optional[int] = Field(None, ge=0, le=31, description="csi://: nvarguscamerasrc sensor-mode")
+    flip: int = Field(0, ge=0, le=7, description="csi://: nvvidconv flip-method")
+    restart_argus: bool = Field(False, description="csi://: restart nvargus-daemon when it is wedged")
+    backend: Literal["auto", "gstreamer", "opencv"] = "auto"
+    start_timeout_s: float = Field(10.0, gt=0, le=300, description="first frame of an attempt")
+    failed_retry_s: float = Field(60.0, gt=0, le=3600, description="retry interval after a permanent error")
+
+    @field_validator("uri")
+    @classmethod
+    def _valid_uri(cls, value: str) -> str:
+        parse_uri(value)  # raises ValueError naming what is valid
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SourceConfig":
+        if self.type is not None and self.uri != "synthetic://":
+            raise ValueError("give either type: synthetic (the old form) or uri:, not both")
+        if self.count > 1 and not self.uri.startswith("synthetic://"):
+            raise ValueError("count is for synthetic:// only; give each camera its own entry")
+        if (self.width is None) != (self.height is None):
+            raise ValueError("give width and height together")
+        return self
+
+    def parsed_uri(self) -> SourceUri:
+        return parse_uri(self.uri)
 
 
 class PipelineConfig(_Strict):
-    queue_size: int = Field(64, ge=1, le=10000)
+    queue_size: Optional[int] = Field(None, ge=1, le=10000, description="no longer used: each source has its "
+                                      "own slot (accepted so old configs still load; a note is logged)")
     max_batch_wait_ms: float = Field(20.0, ge=0, le=1000)
     stats_window_s: float = Field(10.0, gt=0, le=600)
 
@@ -138,6 +181,17 @@ def _resolve_relative(config: DaemonConfig, base: Path) -> DaemonConfig:
         updates["runner"] = config.runner.model_copy(update={"model": fix(config.runner.model)})
     if fix(config.simulator.root_dir) is not None:
         updates["simulator"] = config.simulator.model_copy(update={"root_dir": fix(config.simulator.root_dir)})
+    if any(sc.uri.startswith("file://") for sc in config.sources):
+        updates["sources"] = [_resolve_file_uri(sc, base) for sc in config.sources]
     if config.sinks:
         updates["sinks"] = [s.resolve_paths(fix) for s in config.sinks]
     return config.model_copy(update=updates) if updates else config
+
+
+def _resolve_file_uri(source: SourceConfig, base: Path) -> SourceConfig:
+    if not source.uri.startswith("file://"):
+        return source
+    path = source.uri[len("file://"):]
+    if Path(path).is_absolute():
+        return source
+    return source.model_copy(update={"uri": "file://" + str(base / path)})

@@ -4,6 +4,7 @@ Used for daemon.yaml and policy.yaml: an operator editing either must be told ex
 would be valid, e.g. `config/policy.yaml:14: ladder.1.gpu_cap_mhz: Input should be a valid integer (got 'fast')`.
 """
 
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar
 
@@ -62,8 +63,12 @@ def _line_for(lines: Dict[PathKey, int], loc: PathKey) -> Optional[int]:
     return None
 
 
+# user:password@ inside a URL (an RTSP camera's credentials): echoed back as user:***@, never in clear.
+_URL_PASSWORD = re.compile(r"(://[^/:@\s'\"]*:)[^@/\s'\"]*@")
+
+
 def _short_input(value: Any) -> str:
-    text = repr(value)
+    text = _URL_PASSWORD.sub(r"\1***@", repr(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -34,6 +34,4 @@ def test_require_names_the_purpose_and_the_hint(monkeypatch):
 @pytest.mark.parametrize("module", sorted(INSTALL_HINTS))
 def test_every_hinted_extra_exists_in_pyproject(module):
     for extra in re.findall(r"jetvit-daemon\[(\w+)\]", INSTALL_HINTS[module]):
-        if extra == "mqtt" and "mqtt = [" not in PYPROJECT:
-            pytest.skip("the mqtt extra arrives with the MQTT sink")
         assert re.search(rf"^{extra} = \[", PYPROJECT, re.M), f"pyproject.toml has no [{extra}] extra"

@@ -37,6 +37,14 @@ class TelemetrySample:
     cpu_load_pct: Optional[float] = None  # mean over online cores
     temps_c: Mapping[str, float] = field(default_factory=dict)  # lower-cased sensor name → °C; off sensors absent
     rails_w: Mapping[str, float] = field(default_factory=dict)  # rail name as printed → W (current value)
+    cpu_freq_hz: Optional[float] = None  # mean clock of the online cores
+    ram_used_bytes: Optional[int] = None
+    ram_total_bytes: Optional[int] = None
+    swap_used_bytes: Optional[int] = None  # None also where no swap is configured (tegrastats prints no SWAP)
+    swap_total_bytes: Optional[int] = None
+    emc_load_pct: Optional[float] = None  # memory controller; printed as root only on most releases
+    emc_freq_hz: Optional[float] = None
+    fan_rpm: Optional[float] = None  # where a tachometer is present (sysfs source)
 
     @property
     def hottest_c(self) -> Optional[float]:

@@ -33,6 +33,11 @@ _SKIP_LABELS = ("NC", "sum of shunt voltages")
 # /sys/devices/gpu.0/load (jetson_stats and tegrastats read it there); JetPack 5/6 at <devfreq>/device/load.
 _JP4_GPU_LOAD = "/sys/devices/gpu.0/load"
 
+# Fan tachometers: `rpm` under the pwm-fan/tachometer hwmon device (JetPack 5+), `rpm_measured` under
+# /sys/devices/pwm-fan (JetPack 4: Nano, Xavier); the same files jetson_stats reads (jtop/core/fan.py).
+_FAN_RPM_GLOBS = ("/sys/class/hwmon/hwmon*/rpm", "/sys/devices/pwm-fan/rpm_measured",
+                  "/sys/devices/platform/pwm-fan/hwmon/hwmon*/rpm")
+
 _TRIP_RE = re.compile(r"trip_point_([0-9]+)_temp")
 _IIO_RE = re.compile(r"rail_name_([0-9]+)")
 _HWMON_RE = re.compile(r"in([0-9]+)_label")
@@ -136,6 +141,8 @@ class SysfsTelemetry(ThreadedTelemetry):
             if zone_type:
                 self._zones.append((zone_dir, zone_type))
         self._rails: List[PowerRailChannel] = self._discover_rails()
+        fans = [p for pattern in _FAN_RPM_GLOBS for p in tree.glob(pattern)]
+        self._fan_rpm_path: Optional[str] = fans[0] if fans else None
         self._gpu_freq_path: Optional[str] = None
         self._gpu_load_path: Optional[str] = None
         if gpu_devfreq_dir is not None:
@@ -240,8 +247,10 @@ class SysfsTelemetry(ThreadedTelemetry):
             load = self._read_int(self._gpu_load_path)
             # devfreq device "load" is per mille, 0..1000 (nvgpu driver; jetson-reference README).
             gpu_load_pct = load / 10.0 if load is not None else None
+        fan_rpm = self._read_int(self._fan_rpm_path) if self._fan_rpm_path is not None else None
         return TelemetrySample(
             t_mono_s=self._clock.monotonic(),
+            fan_rpm=float(fan_rpm) if fan_rpm is not None else None,
             gpu_load_pct=gpu_load_pct,
             gpu_freq_hz=gpu_freq_hz,
             board_power_w=board_mw / 1000.0 if board_mw is not None else None,

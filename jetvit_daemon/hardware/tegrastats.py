@@ -389,6 +389,7 @@ def reading_to_json(r: TegrastatsReading) -> Dict[str, Any]:
 def reading_to_sample(r: TegrastatsReading, t_mono_s: float) -> TelemetrySample:
     """The reading in SI units: W, Hz. GPU clock: the fastest cluster; CPU load: mean of online cores."""
     online = [c.load_pct for c in (r.cpus or ()) if c is not None]
+    freqs = [c.freq_mhz for c in (r.cpus or ()) if c is not None and c.freq_mhz is not None]
     return TelemetrySample(
         t_mono_s=t_mono_s,
         gpu_load_pct=r.gpu_load_pct,
@@ -397,7 +398,19 @@ def reading_to_sample(r: TegrastatsReading, t_mono_s: float) -> TelemetrySample:
         cpu_load_pct=sum(online) / len(online) if online else None,
         temps_c=dict(r.temps_c),
         rails_w={name: rail.cur_mw / 1000.0 for name, rail in r.rails_mw.items()},
+        cpu_freq_hz=sum(freqs) / len(freqs) * 1e6 if freqs else None,
+        ram_used_bytes=_mb_bytes(r.ram_used_mb),
+        ram_total_bytes=_mb_bytes(r.ram_total_mb),
+        swap_used_bytes=_mb_bytes(r.swap_used_mb),
+        swap_total_bytes=_mb_bytes(r.swap_total_mb),
+        emc_load_pct=r.emc_load_pct,
+        emc_freq_hz=r.emc_freq_mhz * 1e6 if r.emc_freq_mhz is not None else None,
     )
+
+
+def _mb_bytes(mb: Optional[int]) -> Optional[int]:
+    # tegrastats' "MB" is MiB: RAM 3288/7620MB on an 8 GB Orin Nano is 7620 × 2^20 bytes (/proc/meminfo).
+    return mb * 1024 * 1024 if mb is not None else None
 
 
 def parse_lines(lines: Iterable[str]) -> Iterator[Dict[str, Any]]:

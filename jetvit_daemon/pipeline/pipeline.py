@@ -1,18 +1,23 @@
-"""The pipeline: one capture thread per source → a bounded frame queue → one inference thread (batch,
-preprocess, infer, postprocess) → result sinks. It exposes read-only statistics and a batch-size setter; the
-composition root hands those (not the pipeline) to the governor."""
+"""The pipeline: one supervised capture thread per source → its own frame slot (pipeline/slots.py) → the
+round-robin batcher (pipeline/batcher.py) → one inference thread (preprocess, infer, postprocess) → result
+sinks. It exposes read-only statistics and a batch-size setter; the composition root hands those (not the
+pipeline) to the governor."""
 
 import collections
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 from jetvit_daemon.clock import Clock
+from jetvit_daemon.pipeline.batcher import Batcher
+from jetvit_daemon.pipeline.capture.base import FrameSourceCapture
+from jetvit_daemon.pipeline.capture.supervisor import SourceStatus, SourceSupervisor, SupervisorSettings
 from jetvit_daemon.pipeline.frames import Frame, Result
 from jetvit_daemon.pipeline.postprocess import Top1Classifier
 from jetvit_daemon.pipeline.preprocess import Preprocessor
 from jetvit_daemon.pipeline.sinks import ResultSink
+from jetvit_daemon.pipeline.slots import SlotCounts, SlotSet
 from jetvit_daemon.pipeline.sources import FrameSource
 from jetvit_daemon.runners.base import Runner
 from jetvit_daemon.workers import WorkerThread
@@ -33,8 +38,8 @@ class PipelineStats:
     arrival_fps: float
     arrival_recent_fps: float  # over the last RECENT_S only: how the governor sees a burst start
     processed_fps: float
-    dropped_fps: float
-    queue_depth: int
+    dropped_fps: float  # frames overwritten in a live source's slot before inference took them (`stale`)
+    queue_depth: int  # frames waiting in the sources' slots
     queue_capacity: int
     latency_p50_s: Optional[float]  # capture → result
     latency_p95_s: Optional[float]
@@ -47,38 +52,6 @@ class PipelineStats:
     frames_dropped_total: int
     correct_total: int  # results whose top-1 matched the filmed label (synthetic camera only)
     labelled_total: int
-
-
-class FrameQueue:
-    """Bounded FIFO that drops the OLDEST frame when full: for live video a fresh frame is worth more than a
-    stale one. Thread-safe."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: Deque[Frame] = collections.deque()
-        self._cond = threading.Condition()
-
-    def put(self, frame: Frame) -> Optional[Frame]:
-        """Enqueue; returns the frame dropped to make room, if any."""
-        with self._cond:
-            dropped = self._items.popleft() if len(self._items) >= self.capacity else None
-            self._items.append(frame)
-            self._cond.notify()
-            return dropped
-
-    def get_batch(self, max_n: int, first_timeout_s: float, fill_timeout_s: float) -> List[Frame]:
-        """Wait up to `first_timeout_s` for one frame, then up to `fill_timeout_s` more for the batch to fill."""
-        with self._cond:
-            if not self._items and not self._cond.wait_for(lambda: bool(self._items), first_timeout_s):
-                return []
-            if len(self._items) < max_n and fill_timeout_s > 0:
-                self._cond.wait_for(lambda: len(self._items) >= max_n, fill_timeout_s)
-            n = min(max_n, len(self._items))
-            return [self._items.popleft() for _ in range(n)]
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._items)
 
 
 class _Window:
@@ -128,19 +101,20 @@ class Pipeline:
     >>> pipe = Pipeline(clock, [camera], runner, preprocessor, classifier, [sink], batch_size=4)  # doctest: +SKIP
     >>> pipe.start(); pipe.stats(); pipe.set_batching(8, 0.05); pipe.stop()                      # doctest: +SKIP
 
-    `stats()`, `set_batching()` and `batch_size` are thread-safe.
+    `sources` are `SourceSupervisor`s (real cameras, built by pipeline/capture/factory.py) or plain
+    `FrameSource`s (supervised here as live sources). `stats()`, `source_statuses()`, `set_batching()` and
+    `batch_size` are thread-safe.
     """
 
     def __init__(
         self,
         clock: Clock,
-        sources: Sequence[FrameSource],
+        sources: Sequence[Union[FrameSource, SourceSupervisor]],
         runner: Runner,
         preprocessor: Preprocessor,
         postprocessor: Top1Classifier,
         sinks: Sequence[ResultSink],
         batch_size: int = 1,
-        queue_size: int = 64,
         max_batch_wait_s: float = 0.02,
         window_s: float = 10.0,
         on_worker_death: Optional[Callable[[str, BaseException], None]] = None,
@@ -148,16 +122,12 @@ class Pipeline:
         on_batch: Optional[Callable[[List[Result], float], None]] = None,
     ) -> None:
         self._clock = clock
-        self._sources = list(sources)
         self._runner = runner
         self._pre = preprocessor
         self._post = postprocessor
         self._sinks = list(sinks)
         self.max_batch = runner.info().max_batch
-        self._batch_size = self._clamp(batch_size)
-        self._queue = FrameQueue(queue_size)
         self._default_batch_wait_s = max_batch_wait_s
-        self._batch_wait_s = max_batch_wait_s
         self._on_error = on_error
         self._on_batch = on_batch
         self._lock = threading.Lock()
@@ -174,33 +144,29 @@ class Pipeline:
         self._labelled_total = 0
         # The newest frame of each source that reached the model (for snapshots): a reference, no copy.
         self._last_frames: Dict[str, Frame] = {}
-        self._stage_workers: List[WorkerThread] = [
-            WorkerThread(f"capture-{src.name}", self._capture_body(src), on_worker_death)
-            for src in self._sources
-        ]
+        self._slots = SlotSet(clock, on_arrival=self._arrived, on_drop=self._dropped)
+        self.batcher = Batcher(self._slots, clock, batch_size, max_batch_wait_s, self.max_batch)
+        self.sources: List[SourceSupervisor] = [
+            s if isinstance(s, SourceSupervisor) else _supervise(s, clock, on_worker_death) for s in sources]
+        for sup in self.sources:
+            sup.attach(self._slots.add(sup.name, sup.live))
+        self._stage_workers: List[WorkerThread] = [sup.worker for sup in self.sources]
         self._stage_workers.append(WorkerThread("inference", self._inference_body, on_worker_death))
         # Supervised with the stages; each sink starts and stops its own.
         self.workers: List[WorkerThread] = [*self._stage_workers, *(w for s in self._sinks for w in s.workers)]
 
     # -- control -------------------------------------------------------------------------------------------
-    def _clamp(self, n: int) -> int:
-        return max(1, min(int(n), self.max_batch))
-
     @property
     def batch_size(self) -> int:
-        with self._lock:
-            return self._batch_size
+        return self.batcher.batch_size
 
     def set_batching(self, n: int, wait_s: Optional[float] = None) -> int:
         """Set the batch size (clamped, returned) and how long a batch may wait to fill (None: the default)."""
-        with self._lock:
-            self._batch_wait_s = self._default_batch_wait_s if wait_s is None else max(0.0, wait_s)
-            self._batch_size = self._clamp(n)
-            return self._batch_size
+        return self.batcher.set_batching(n, self._default_batch_wait_s if wait_s is None else wait_s)
 
     def start(self) -> None:
-        for src in self._sources:
-            src.open()
+        """Start the sources' supervisors and the inference thread. A source that cannot open is reported
+        by its supervisor (state `failed` or `backoff`); it never stops the pipeline or the other sources."""
         for sink in self._sinks:
             sink.start()
         self._t_start_s = self._clock.monotonic()
@@ -210,22 +176,20 @@ class Pipeline:
     def stop(self, timeout_s: float = 3.0) -> None:
         for w in self._stage_workers:
             w.stop_event.set()
+        self._slots.wake_all()
         for w in self._stage_workers:
             w.stop(timeout_s)
-        for src in self._sources:
-            src.close()
         for sink in self._sinks:
             sink.close()
 
     @property
     def source_names(self) -> List[str]:
-        return [src.name for src in self._sources]
+        return [sup.name for sup in self.sources]
 
-    def source_states(self) -> Dict[str, Dict[str, str]]:
-        """{source: {"state": ...}} for the retained MQTT state topics: `running` while its capture thread runs,
-        else `stopped`. Thread-safe."""
-        return {w.name[len("capture-"):]: {"state": "running" if w.alive else "stopped"}
-                for w in self._stage_workers if w.name.startswith("capture-")}
+    def source_states(self) -> Dict[str, Dict[str, Any]]:
+        """{source: {"state": ...}} for the retained MQTT state topics: the supervisor's state (starting,
+        streaming, stalled, backoff, failed, ended, stopped). Thread-safe."""
+        return {st.name: {"state": st.state} for st in self.source_statuses()}
 
     def last_frame(self, source: str) -> Optional[Frame]:
         """The newest frame of `source` that went through the model, or None. Thread-safe (a dict read)."""
@@ -246,14 +210,14 @@ class Pipeline:
                 arrival_recent_fps=self._arrivals.count_since(now - RECENT_S) / min(RECENT_S, span),
                 processed_fps=self._processed.count() / span,
                 dropped_fps=self._drops.count() / span,
-                queue_depth=len(self._queue),
-                queue_capacity=self._queue.capacity,
+                queue_depth=self._slots.depth(),
+                queue_capacity=self._slots.capacity(),
                 latency_p50_s=lat50,
                 latency_p95_s=lat95,
                 infer_p50_s=inf50,
                 infer_p95_s=inf95,
                 busy_fraction=min(1.0, self._infer.total() / span),
-                batch_size=self._batch_size,
+                batch_size=self.batcher.batch_size,
                 frames_in_total=self._in_total,
                 frames_out_total=self._out_total,
                 frames_dropped_total=self._dropped_total,
@@ -269,30 +233,27 @@ class Pipeline:
             span = max(1e-6, min(self._infer.window_s, now - self._t_start_s))
             return min(1.0, self._infer.total() / span)
 
-    # -- threads -------------------------------------------------------------------------------------------
-    def _capture_body(self, source: FrameSource) -> Callable[[WorkerThread], None]:
-        def body(worker: WorkerThread) -> None:
-            while not worker.stop_event.is_set():
-                worker.beat()
-                frame = source.read(worker.stop_event)
-                if frame is None:
-                    return
-                dropped = self._queue.put(frame)
-                with self._lock:
-                    self._in_total += 1
-                    self._arrivals.add(frame.t_capture_s)
-                    if dropped is not None:
-                        self._dropped_total += 1
-                        self._drops.add(frame.t_capture_s)
+    def source_statuses(self) -> List[SourceStatus]:
+        return [sup.status() for sup in self.sources]
 
-        return body
+    def slot_counts(self) -> List[SlotCounts]:
+        return self._slots.counts()
+
+    # -- threads -------------------------------------------------------------------------------------------
+    def _arrived(self, frame: Frame) -> None:
+        with self._lock:
+            self._in_total += 1
+            self._arrivals.add(frame.t_capture_s)
+
+    def _dropped(self, frame: Frame, reason: str) -> None:
+        with self._lock:
+            self._dropped_total += 1
+            self._drops.add(self._clock.monotonic())
 
     def _inference_body(self, worker: WorkerThread) -> None:
         while not worker.stop_event.is_set():
             worker.beat()
-            with self._lock:
-                size, wait_s = self._batch_size, self._batch_wait_s
-            frames = self._queue.get_batch(size, 0.1, wait_s)
+            frames = self.batcher.next_batch(0.1, worker.stop_event)
             if not frames:
                 continue
             try:
@@ -329,4 +290,13 @@ class Pipeline:
                         self._correct_total += 1
 
 
-__all__ = ["FrameQueue", "Pipeline", "PipelineStats"]
+def _supervise(source: FrameSource, clock: Clock,
+               on_worker_death: Optional[Callable[[str, BaseException], None]]) -> SourceSupervisor:
+    """A plain `FrameSource` (the synthetic camera, a test's source) as a supervised live source."""
+    fps = getattr(source, "fps", None)
+    return SourceSupervisor(source.name, f"{type(source).__name__}", lambda: FrameSourceCapture(source),
+                            SupervisorSettings(live=True, nominal_fps=fps), clock,
+                            on_worker_death=on_worker_death, backend="in-process")
+
+
+__all__ = ["Pipeline", "PipelineStats"]

@@ -15,22 +15,25 @@ from typing import Any, Dict, List, Optional, Tuple
 from jetvit_daemon import __version__
 from jetvit_daemon.clock import Clock, SystemClock
 from jetvit_daemon.config import DaemonConfig
+from jetvit_daemon.errors import ConfigError
 from jetvit_daemon.governor.decide import PipelineView
 from jetvit_daemon.governor.loop import Governor
 from jetvit_daemon.governor.policy import DEFAULT_POLICY_FILE, Policy, parse_policy
 from jetvit_daemon.governor.policy_check import BoardFacts, load_checked
 from jetvit_daemon.governor.reload import PolicyWatcher, read_policy
 from jetvit_daemon.hardware.base import Platform, TelemetrySource
-from jetvit_daemon.hardware.commands import CommandRunner
+from jetvit_daemon.hardware.commands import CommandRunner, SubprocessRunner
 from jetvit_daemon.hardware.jetson import JetsonPlatform
 from jetvit_daemon.hardware.probe import InstanceLock, acquire_instance_lock
 from jetvit_daemon.hardware.sysfs import SysfsTree
 from jetvit_daemon.hardware.telemetry_thread import STALE_INTERVALS
+from jetvit_daemon.pipeline.capture.factory import CaptureEnvironment, build_supervisors
+from jetvit_daemon.pipeline.capture.gst_pipeline import Target
+from jetvit_daemon.pipeline.capture.supervisor import SourceSupervisor
 from jetvit_daemon.pipeline.pipeline import Pipeline, PipelineStats
 from jetvit_daemon.pipeline.postprocess import Top1Classifier
 from jetvit_daemon.pipeline.preprocess import Preprocessor
 from jetvit_daemon.pipeline.sinks.queued import QueuedSink
-from jetvit_daemon.pipeline.sources import FrameSource, SyntheticCamera
 from jetvit_daemon.runners.base import Runner, create_runner
 from jetvit_daemon.runners.manifest import load_labels
 from jetvit_daemon.runners.paced import PacedRunner
@@ -47,6 +50,7 @@ from jetvit_daemon.service.results import (
     stats_payload,
 )
 from jetvit_daemon.service.signals import SignalInbox
+from jetvit_daemon.service.source_metrics import SourcesCollector
 from jetvit_daemon.workers import WorkerThread
 
 log = logging.getLogger("jetvit_daemon")
@@ -156,14 +160,16 @@ class Daemon:
             runner = PacedRunner(runner, self.sim_board.inference_time_s)
         return runner
 
-    def _build_sources(self) -> List[FrameSource]:
-        sources: List[FrameSource] = []
-        for i, sc in enumerate(self.config.sources):
-            for j in range(sc.count):
-                n = len(sources)
-                sources.append(SyntheticCamera(self.clock, fps=sc.fps, width=sc.width, height=sc.height,
-                                               seed=sc.seed + 1000 * i + j, name=f"synthetic{n}"))
-        return sources
+    def _build_sources(self, runner: Runner) -> List[SourceSupervisor]:
+        manifest = runner.manifest
+        height, width = manifest.input.height_width
+        # Cameras deliver frames already cropped and scaled to the model's input (in the capture pipeline).
+        target = Target(width, height, crop=manifest.preprocess.resize == "center_crop")
+        env = CaptureEnvironment.probe(SubprocessRunner())
+        try:
+            return build_supervisors(self.config.sources, self.clock, target, env, self._on_worker_death)
+        except ValueError as exc:
+            raise ConfigError(f"sources: {exc}") from None
 
     def _build_pipeline(self, runner: Runner, policy: Policy) -> Pipeline:
         manifest = runner.manifest
@@ -173,12 +179,14 @@ class Daemon:
         self.sinks = build_sinks(self.config.sinks, self.clock, manifest.model_name, model_path, inputs,
                                  on_death=self._on_worker_death, on_error=self._on_error)
         pcfg = self.config.pipeline
+        if pcfg.queue_size is not None:
+            log.info("pipeline.queue_size is no longer used (each source has its own slot): remove it")
         return Pipeline(
-            self.clock, self._build_sources(), runner,
+            self.clock, self._build_sources(runner), runner,
             Preprocessor(manifest.preprocess, manifest.input),
             Top1Classifier(manifest.outputs[0], labels), self.sinks,
             batch_size=policy.ladder[policy.start_index].batch_size,
-            queue_size=pcfg.queue_size, max_batch_wait_s=pcfg.max_batch_wait_ms / 1000.0,
+            max_batch_wait_s=pcfg.max_batch_wait_ms / 1000.0,
             window_s=pcfg.stats_window_s, on_worker_death=self._on_worker_death, on_error=self._on_error,
             on_batch=self.metrics.on_batch,
         )
@@ -224,9 +232,6 @@ class Daemon:
                  "onnxruntime" else "TensorRT", info.device, info.model_path, info.input.name,
                  info.input.shape, info.max_batch)
         self.pipeline = self._build_pipeline(self.runner, policy)
-        for src in self.config.sources:
-            log.info("source: synthetic camera ×%d, %gx%g at %g FPS (labelled handwritten digits)",
-                     src.count, src.width, src.height, src.fps)
         log.info("policy: %s (%d states: %s)", self.policy_path, len(policy.ladder),
                  " < ".join(s.name for s in policy.ladder))
         # Stale, as the readers judge it: no reading for STALE_INTERVALS intervals (plus delivery slack).
@@ -237,6 +242,7 @@ class Daemon:
         )
         self.metrics.set_build_info(info.runner, info.device, Path(info.model_path).name, self._board_text)
         self.metrics.add_pipeline(self.pipeline.stats)
+        self.metrics.registry.register(SourcesCollector(self.pipeline.source_statuses))
         self.metrics.registry.register(SinkCollector(self.sinks))
         self.metrics.add_board(self.platform.latest_telemetry, self.clock.monotonic, telemetry_max_age_s)
         routes = results_routes(cfg.sinks, self.sinks, self.pipeline.last_frame, lambda: self.pipeline.source_names
@@ -274,6 +280,7 @@ class Daemon:
         out: Dict[str, Any] = {"version": __version__, "board": self._board_text}
         if self.pipeline is not None:
             out["pipeline"] = self.pipeline.stats().__dict__
+            out["sources"] = [st.as_dict() for st in self.pipeline.source_statuses()]
         out["sinks"] = sinks_status(self.sinks)
         if self.governor is not None:
             out["governor"] = self.governor.status()

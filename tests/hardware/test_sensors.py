@@ -100,6 +100,15 @@ def test_orin_nano_read_once(tmp_path):
     assert s.cpu_load_pct is None
     assert sensors.read_errors == 0
     assert sensors.gpu_load_path == ORIN_GPU_DEVFREQ + "/device/load"
+    assert s.fan_rpm is None  # no tachometer in this tree
+
+
+@pytest.mark.parametrize("rpm_path", ["/sys/class/hwmon/hwmon3/rpm", "/sys/devices/pwm-fan/rpm_measured"])
+def test_fan_tachometer_where_present(tmp_path, rpm_path):
+    orin_nano_jp6(tmp_path)
+    put(tmp_path, rpm_path, "2873\n")
+    s = SysfsTelemetry(SysfsTree(tmp_path), ManualClock(), gpu_devfreq_dir=ORIN_GPU_DEVFREQ).read_once()
+    assert s.fan_rpm == 2873
 
 
 def test_sysfs_and_tegrastats_agree_on_board_power(tmp_path):

@@ -544,6 +544,15 @@ def test_reading_to_sample_units():
     assert s2.cpu_load_pct == pytest.approx((1 + 1 + 0 + 2) / 4)
     s3 = reading_to_sample(parse_line("RAM 1/2MB GR3D_FREQ 1%@[300,600]"), t_mono_s=0.0)
     assert s3.gpu_freq_hz == 600e6 and s3.cpu_load_pct is None and s3.board_power_w is None
+    assert s3.swap_used_bytes is None and s3.emc_load_pct is None and s3.cpu_freq_hz is None
+
+
+def test_reading_to_sample_memory_emc_and_cpu_clock():
+    s = reading_to_sample(parse_line(SAMPLES[28]), t_mono_s=0.0)  # RAM 6185/7620MB SWAP 851/3810MB EMC 43%@2133
+    assert (s.ram_used_bytes, s.ram_total_bytes) == (6185 * 2**20, 7620 * 2**20)
+    assert (s.swap_used_bytes, s.swap_total_bytes) == (851 * 2**20, 3810 * 2**20)
+    assert s.emc_load_pct == 43 and s.emc_freq_hz == 2133e6
+    assert s.cpu_freq_hz == 729e6
 
 
 def test_pathological_input_is_fast():

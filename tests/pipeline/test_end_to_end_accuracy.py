@@ -18,18 +18,17 @@ from jetvit_daemon.runners.ort_runner import OrtRunner
 pytest.importorskip("onnxruntime")
 
 
-def build(runner, fps=400.0, batch_size=8, seed=0, queue_size=1024):
+def build(runner, fps=400.0, batch_size=8, seed=0, width=640, height=480):
     manifest = runner.manifest
     sink = MemorySink()
     pipe = Pipeline(
         SystemClock(),
-        [SyntheticCamera(SystemClock(), fps=fps, seed=seed)],
+        [SyntheticCamera(SystemClock(), fps=fps, seed=seed, width=width, height=height)],
         runner,
         Preprocessor(manifest.preprocess, manifest.input),
         Top1Classifier(manifest.outputs[0], load_labels(DEFAULT_MODEL, manifest)),
         [sink],
         batch_size=batch_size,
-        queue_size=queue_size,
     )
     return pipe, sink
 
@@ -59,7 +58,9 @@ def test_top1_accuracy_through_the_whole_pipeline_is_at_least_90_percent():
 
 def test_stats_reflect_rates_latency_and_batching():
     runner = OrtRunner(DEFAULT_MODEL)
-    pipe, _ = build(runner, fps=100.0, batch_size=4)
+    # 160×120 frames: rendering 640×480 at 100 FPS takes half a core, which a loaded 2-core machine lacks
+    # (the rate check then measures the machine, not the pipeline).
+    pipe, _ = build(runner, fps=100.0, batch_size=4, width=160, height=120)
     pipe.start()
     try:
         threading.Event().wait(1.5)
@@ -70,7 +71,11 @@ def test_stats_reflect_rates_latency_and_batching():
         pipe.stop()
     assert 70 <= stats.arrival_fps <= 110
     assert stats.processed_fps > 50
-    assert stats.frames_dropped_total == 0
+    # A live camera's slot keeps its newest frame: a frame is inferred, overwritten (stale, counted), waiting
+    # in its slot, or in the batch being inferred (at most one batch of 4, plus one read racing the snapshot).
+    unaccounted = stats.frames_in_total - (stats.frames_out_total + stats.frames_dropped_total + stats.queue_depth)
+    assert 0 <= unaccounted <= 5
+    assert stats.frames_dropped_total <= 0.2 * stats.frames_in_total
     assert stats.latency_p50_s is not None and stats.latency_p95_s is not None
     assert 0 < stats.latency_p50_s <= stats.latency_p95_s < 1.0
     assert stats.infer_p50_s is not None and 0 < stats.busy_fraction < 1

@@ -140,7 +140,7 @@ def test_mqtt_results_state_status_broker_loss_and_return_and_offline_on_stop(tm
         stats = json.loads(sub.wait_for("jetvit/test/stats"))
         assert stats["fps_out"] >= 0 and "power_w" in stats and "mode" in stats
         assert retained(broker.port, "jetvit/test/status") == "online"
-        assert json.loads(retained(broker.port, "jetvit/test/synthetic0/state")) == {"state": "running"}
+        assert json.loads(retained(broker.port, "jetvit/test/synthetic0/state")) == {"state": "streaming"}
         daemon.wait_metric('jetvit_sink_connected{sink="mqtt0"}', 1)
 
         broker.stop()
@@ -159,7 +159,7 @@ def test_mqtt_results_state_status_broker_loss_and_return_and_offline_on_stop(tm
         daemon.wait_metric('jetvit_sink_connected{sink="mqtt0"}', 1, timeout_s=30)
         sub2.wait_for("jetvit/test/synthetic0/result")
         assert retained(broker.port, "jetvit/test/status") == "online"
-        assert json.loads(retained(broker.port, "jetvit/test/synthetic0/state")) == {"state": "running"}
+        assert json.loads(retained(broker.port, "jetvit/test/synthetic0/state")) == {"state": "streaming"}
         daemon.terminate()
         sub2.wait_for("jetvit/test/status", "offline")
         assert retained(broker.port, "jetvit/test/status") == "offline"

@@ -1,0 +1,81 @@
+"""contrib/grafana/jetvit-daemon.json: every query of the dashboard (panels, annotations, variables) runs
+without error and returns data, through the HTTP API of Debian's real Prometheus scraping the real daemon on the
+simulated board."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DASHBOARD = REPO / "contrib" / "grafana" / "jetvit-daemon.json"
+sys.path.insert(0, str(REPO / "tests" / "service"))
+
+# A policy that moves within seconds (a step down on headroom), so the decision annotations have events.
+MOVING_POLICY = {
+    "version": 1,
+    "interval_s": 0.2,
+    "ladder": [
+        {"name": "low", "mode": "15W", "gpu_cap_mhz": 408, "batch_size": 4},
+        {"name": "top", "mode": "MAXN_SUPER", "gpu_cap_mhz": "max", "batch_size": 4},
+    ],
+    "start_state": "top",
+    "dwell": {"min_state_s": 1, "up_after_s": 1, "down_after_s": 1},
+}
+
+
+def queries(dashboard: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
+    """(where, PromQL) for every query the dashboard sends."""
+    def walk(panels: List[Dict[str, Any]]) -> Iterator[Tuple[str, str]]:
+        for panel in panels:
+            for target in panel.get("targets", []):
+                yield f"panel {panel['title']!r} {target['refId']}", target["expr"]
+            yield from walk(panel.get("panels", []))
+    yield from walk(dashboard["panels"])
+    for ann in dashboard["annotations"]["list"]:
+        yield f"annotation {ann['name']!r}", ann["expr"]
+    for var in dashboard["templating"]["list"]:
+        if var["type"] == "query":
+            m = re.fullmatch(r"label_values\((\w+), *(\w+)\)", var["query"]["query"])
+            assert m, var["query"]
+            yield f"variable {var['name']!r}", m.group(1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _prometheus() -> str:
+    path = shutil.which("prometheus")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("prometheus is missing: .ci/run must install Debian's prometheus package")
+        pytest.skip("prometheus not installed (apt-get install prometheus)")
+    return path
+
+
+def _query(port: int, expr: str) -> Dict[str, Any]:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return dict(json.load(resp))
+    except urllib.error.HTTPError as exc:
+        return dict(json.load(exc))
+
+
+def test_every_panel_has_a_query_and_a_unique_id():
+    dashboard = json.loads(DASHBOARD.read_text())
+    found = list(queries(dashboard))
+    assert len(found) >= 25
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
