@@ -50,7 +50,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     preprocess = preprocess.model_copy(update=updates)
     out = ex.export_onnx(weights, cfg, args.out, model_name=args.name or name, preprocess=preprocess,
                          fold=args.fold_preprocess, labels=args.labels, max_batch=args.max_batch,
-                         decompose_layernorm=args.decompose_layernorm)
+                         decompose_layernorm=args.decompose_layernorm, precision=args.precision,
+                         calib_images=args.calib_images, calib_method=args.calib_method,
+                         calib_max_images=args.calib_max_images)
     from jetvit_daemon.runners.manifest import load_manifest, manifest_path_for
 
     manifest = load_manifest(out)
@@ -61,6 +63,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"  input {spec.name} {spec.dtype} {spec.shape} {spec.layout}"
           + ("; preprocessing folded into the graph, the CPU only crops and resizes"
              if manifest.preprocess.normalize == "graph" else ""))
+    print(f"  precision {manifest.precision}: "
+          + (manifest.precision_source.describe() if manifest.precision_source else "as exported"))
     print(f"next, on the board: jetvit-daemon engine build {out}")
     return 0
 
@@ -72,18 +76,31 @@ def _build_options(args: argparse.Namespace) -> Any:
         onnx_path=args.model, engine_path=args.out, precision=args.precision, min_batch=args.min_batch,
         opt_batch=args.opt_batch, max_batch=args.max_batch, dla_core=args.dla_core, calib_images=args.calib_images,
         calib_cache=args.calib_cache, calib_max_images=args.calib_max_images, calib_batch=args.calib_batch,
-        workspace_mib=args.workspace_mib,
+        workspace_mib=args.workspace_mib, tensorrt_version=args.tensorrt_version,
     )
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
     import shlex
 
-    from jetvit_daemon.engine.build import TensorRTUnavailable, build_engine, plan_build, trtexec_argv
+    from jetvit_daemon.engine.build import (
+        TensorRTUnavailable,
+        build_engine,
+        plan_build,
+        trtexec_argv,
+        trtexec_target,
+    )
+    from jetvit_daemon.hardware.sysfs import SysfsTree
 
     plan = plan_build(_build_options(args))
     if args.print_trtexec:
-        print(" ".join(shlex.quote(a) for a in trtexec_argv(plan, args.trtexec or "trtexec")))
+        try:
+            trt = importlib.import_module("tensorrt")
+        except ImportError:
+            trt = None
+        version, found = trtexec_target(plan.options, SysfsTree("/"), trt)
+        print(f"# trtexec flags of TensorRT {version} ({found})", file=sys.stderr)
+        print(" ".join(shlex.quote(a) for a in trtexec_argv(plan, args.trtexec or "trtexec", version)))
         return 0
     try:
         engine = build_engine(plan, method=args.method, trtexec=args.trtexec)
@@ -118,9 +135,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     check_engine_manifest(args.engine, manifest, facts)
     build = manifest.build
     assert build is not None
+    how = manifest.precision_source.describe() if manifest.precision_source else "how: not recorded"
     print(f"{args.engine}: fits this system (TensorRT {build.tensorrt_version}, {build.device}, "
           f"JetPack {build.jetpack or 'unknown'}; here {facts.tensorrt_version or '?'}, {facts.device_text()}, "
-          f"JetPack {facts.jetpack or 'unknown'})")
+          f"JetPack {facts.jetpack or 'unknown'}); {manifest.precision}: {how}")
     return 0
 
 
@@ -190,6 +208,16 @@ def register(sub: Any) -> None:
     export.add_argument("--max-batch", type=_positive, metavar="N", default=32, help="largest batch in the manifest")
     export.add_argument("--decompose-layernorm", action="store_true",
                         help="spell LayerNorm with primitive ops (for TensorRT parsers older than 8.6)")
+    export.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
+                        help="carried by the model, built alike on TensorRT 8.6, 10 and 11: fp16 converts weights "
+                             "and compute to float16 (softmax, layer norm, logits stay float32); int8 inserts "
+                             "Q/DQ pairs calibrated on --calib-images (needs onnxruntime)")
+    export.add_argument("--calib-images", type=Path, default=None, metavar="DIR",
+                        help="int8: a folder of representative frames (a few hundred), run through the model's "
+                             "own preprocessing")
+    export.add_argument("--calib-method", choices=["entropy", "percentile"], default="entropy",
+                        help="int8: how activation ranges are chosen (default entropy, as TensorRT's calibrator)")
+    export.add_argument("--calib-max-images", type=_positive, metavar="N", default=512)
     export.add_argument("--random-init", action="store_true", help="with --timm: random weights, no download")
     export.add_argument("--seed", type=int, default=0, help="with --vit-tiny-random: the weight seed")
     export.set_defaults(func=_cmd_export)
@@ -201,7 +229,9 @@ def register(sub: Any) -> None:
     build.add_argument("model", type=Path, metavar="MODEL.onnx", help="exported model (its manifest next to it)")
     build.add_argument("--out", type=Path, default=None, metavar="FILE.engine",
                        help="default: <model>_<precision>[_dla<N>].engine next to the model")
-    build.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16")
+    build.add_argument("--precision", choices=["fp32", "fp16", "int8"], default=None,
+                       help="default: the model's own (engine export --precision), which every TensorRT builds; "
+                            "fp16/int8 of an fp32 model use TensorRT's FP16 flag / INT8 calibrator (8.x, 10.x only)")
     build.add_argument("--min-batch", type=_positive, metavar="N", default=None,
                        help="default: the manifest's batch.min")
     build.add_argument("--opt-batch", type=_positive, metavar="N", default=None,
@@ -223,6 +253,9 @@ def register(sub: Any) -> None:
     build.add_argument("--trtexec", default=None, metavar="PATH",
                        help="trtexec to run (default: on PATH, else /usr/src/tensorrt/bin/trtexec)")
     build.add_argument("--print-trtexec", action="store_true", help="only print the trtexec command line")
+    build.add_argument("--tensorrt-version", default=None, metavar="X.Y.Z",
+                       help="the TensorRT release trtexec's flags are for, where it cannot be found out here "
+                            "(default: the installed one, else 10.3.0 as on JetPack 6.1/6.2)")
     build.set_defaults(func=_cmd_build)
 
     check = actions.add_parser("check", help="does an engine's manifest match this system? (exit 3 if not)")

@@ -208,18 +208,32 @@ def export_onnx(
     labels: Optional[Path] = None,
     max_batch: int = 32,
     decompose_layernorm: bool = False,
+    precision: str = "fp32",
+    calib_images: Optional[Path] = None,
+    calib_method: str = "entropy",
+    calib_max_images: int = 512,
 ) -> Path:
     """Write `out_path` (.onnx, dynamic batch) and its manifest; returns the model path.
+
+    precision: `fp32`, `fp16` (float16 weights and compute, softmax/layer norm/logits kept in float32) or `int8`
+    (Q/DQ pairs calibrated on the images in `calib_images` by `calib_method`, entropy or percentile); see
+    jetvit_daemon/engine/precision.py. The manifest records the precision and how it was obtained.
 
     fold: the graph takes uint8 BGR frames [batch, H, W, 3] and normalises them itself; the manifest then says
     `normalize: graph`, `channel_order: BGR`, and the daemon only crops and resizes on the CPU.
     labels: a text file, one label per line, copied next to the model as `<stem>.labels.txt`."""
     onnx = require_onnx()
+    from jetvit_daemon.engine.precision import convert_precision
     from jetvit_daemon.engine.vit_onnx import FRAMES_NAME, INPUT_NAME, OUTPUT_NAME, FoldedPreprocess, build_model
 
     out_path = Path(out_path)
     if out_path.suffix != ".onnx":
         raise EngineError(f"{out_path}: the model file must end in .onnx")
+    if precision not in ("fp32", "fp16", "int8"):
+        raise EngineError(f"--precision {precision!r}: choose one of fp32, fp16, int8")
+    if precision == "int8" and calib_images is None:
+        raise EngineError("--precision int8 needs --calib-images DIR: a folder of representative frames from your "
+                          "cameras (a few hundred), run through the model's preprocessing to calibrate")
     label_name = _labels_for(labels, out_path, cfg.num_classes)
     folded = None
     if fold:
@@ -248,6 +262,13 @@ def export_onnx(
         target = out_path.parent / label_name
         if Path(labels).resolve() != target.resolve():
             shutil.copyfile(str(labels), str(target))
+    write_manifest(out_path, manifest)
+    if precision != "fp32":
+        source = convert_precision(out_path, precision, manifest, calib_images=calib_images,
+                                   calib_method=calib_method, calib_max_images=calib_max_images)
+        manifest = manifest.model_copy(update={"precision": precision, "precision_source": source})
+    else:
+        manifest = manifest.model_copy(update={"precision_source": convert_precision(out_path, "fp32", manifest)})
     write_manifest(out_path, manifest)
     return out_path
 
@@ -282,7 +303,8 @@ def vit_tiny_config() -> Any:
                      num_classes=1000)
 
 
-def make_vit_tiny(out_path: Union[str, Path], seed: int = 0, fold: bool = False) -> Path:
+def make_vit_tiny(out_path: Union[str, Path], seed: int = 0, fold: bool = False, precision: str = "fp32",
+                  calib_images: Optional[Path] = None) -> Path:
     """ViT-Tiny/16 with `init_weights(cfg, seed)` weights (the compute of the real model, meaningless logits)
     and its manifest: ImageNet preprocessing, batch 1..32, no labels. Same seed, same bytes."""
     require_onnx()
@@ -290,4 +312,4 @@ def make_vit_tiny(out_path: Union[str, Path], seed: int = 0, fold: bool = False)
 
     cfg = vit_tiny_config()
     return export_onnx(init_weights(cfg, seed), cfg, Path(out_path), model_name="vit-tiny16-224",
-                       preprocess=IMAGENET, fold=fold, max_batch=32)
+                       preprocess=IMAGENET, fold=fold, max_batch=32, precision=precision, calib_images=calib_images)

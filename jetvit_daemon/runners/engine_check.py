@@ -123,8 +123,9 @@ def rebuild_command(engine_path: Path, manifest: Manifest) -> str:
             "--max-batch", str(manifest.batch.max)]
     if build is not None and build.dla_core is not None:
         argv += ["--dla-core", str(build.dla_core)]
-    if manifest.precision == "int8":
-        argv += ["--calib-images", "DIR"]
+    how = manifest.precision_source
+    if manifest.precision == "int8" and (how is None or how.method == "implicit-calibration"):
+        argv += ["--calib-images", "DIR"]  # TensorRT's calibrator needs the folder again; a Q/DQ model does not
     return " ".join(shlex.quote(a) for a in argv)
 
 

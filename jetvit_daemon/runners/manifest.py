@@ -97,6 +97,39 @@ class BuildInfo(_Strict):
     command: Optional[str] = None
 
 
+class PrecisionSource(_Strict):
+    """How the model or engine got its precision (the manifest's `precision_source`).
+
+    method: `exported` (fp32 as trained), `fp16-weights` (weights and compute converted to float16 by `engine
+    export --precision fp16`, the ops in `kept_float32` left in float32), `qdq` (explicit quantization: Q/DQ pairs
+    calibrated on `calibration_images` images with `calibration_method`, per-channel weights), `builder-fp16`
+    (TensorRT's FP16 builder flag on an fp32 model; TensorRT 8.x/10.x), `implicit-calibration` (TensorRT's INT8
+    calibrator on an fp32 model; TensorRT 8.x/10.x, gone in 11).
+    """
+
+    method: Literal["exported", "fp16-weights", "qdq", "builder-fp16", "implicit-calibration"]
+    kept_float32: Optional[List[str]] = None
+    calibration_images: Optional[int] = None
+    calibration_method: Optional[Literal["entropy", "percentile", "minmax"]] = None
+    percentile: Optional[float] = None
+    per_channel: Optional[bool] = None
+
+    def describe(self) -> str:
+        """In words, for logs and `engine check`: "QDQ calibrated on 256 images (entropy, per-channel weights)"."""
+        if self.method == "fp16-weights":
+            kept = ", ".join(self.kept_float32 or [])
+            return "fp16 weights and compute" + (f" (float32 kept for {kept})" if kept else "")
+        if self.method in ("qdq", "implicit-calibration"):
+            how = "QDQ calibrated" if self.method == "qdq" else "TensorRT INT8 calibration"
+            detail: List[str] = [self.calibration_method or "?"]
+            if self.percentile is not None:
+                detail.append(f"{self.percentile:g}th percentile")
+            if self.per_channel:
+                detail.append("per-channel weights")
+            return f"{how} on {self.calibration_images} images ({', '.join(detail)})"
+        return {"exported": "as exported (float32)", "builder-fp16": "TensorRT FP16 builder flag"}[self.method]
+
+
 class Manifest(_Strict):
     format: Literal[1] = 1
     model_name: str
@@ -106,6 +139,7 @@ class Manifest(_Strict):
     preprocess: PreprocessSpec
     labels: Optional[str] = None  # file next to the manifest, one label per line
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    precision_source: Optional[PrecisionSource] = None
     batch: BatchRange = Field(default_factory=BatchRange)
     build: Optional[BuildInfo] = None
 

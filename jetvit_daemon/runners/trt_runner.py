@@ -255,7 +255,15 @@ class TensorRTRunner(Runner):
         except cuda.Error as exc:
             raise EngineError(f"{self.model_path}: CUDA device {device_id} cannot be opened: {exc}") from None
         self._logger = trt_logger(self._trt)
-        self._runtime = self._trt.Runtime(self._logger)
+        try:
+            self._runtime = self._trt.Runtime(self._logger)
+        except (RuntimeError, TypeError) as exc:  # a pybind11 factory that got NULL from libnvinfer raises TypeError
+            raise EngineError(
+                f"{self.model_path}: TensorRT {self._trt.__version__} cannot create its runtime on GPU {gpu_name} "
+                f"({exc}{recent_errors(self._logger)}): the CUDA driver or the GPU is not usable (is another process "
+                "holding all of its memory? is the user in the video and render groups?). If the board's JetPack "
+                "changed since the engine was built, rebuild it with:\n  "
+                f"{rebuild_command(self.model_path, self.manifest)}") from None
         board = detect_board(tree if tree is not None else SysfsTree("/"))
         self.facts = SystemFacts(
             tensorrt_version=str(self._trt.__version__),

@@ -112,9 +112,10 @@ def test_engine_export_without_onnx_says_how_to_install_it(checkpoint, tmp_path,
 
 def test_engine_build_without_tensorrt_prints_the_trtexec_command_and_exits_3(checkpoint, tmp_path, capsys,
                                                                                monkeypatch):
-    model = tmp_path / "tiny.onnx"
-    assert main(["engine", "export", "--checkpoint", str(checkpoint), "--out", str(model), "--num-heads", "2"]) == 0
-    capsys.readouterr()
+    model = tmp_path / "tiny_fp16.onnx"
+    assert main(["engine", "export", "--checkpoint", str(checkpoint), "--out", str(model), "--num-heads", "2",
+                 "--precision", "fp16"]) == 0
+    assert "precision fp16: fp16 weights and compute (float32 kept for Softmax" in capsys.readouterr().out
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
     assert main(["engine", "build", str(model), "--max-batch", "8"]) == 3
@@ -122,11 +123,16 @@ def test_engine_build_without_tensorrt_prints_the_trtexec_command_and_exits_3(ch
     assert captured.out.strip() == (
         f"trtexec --onnx={model} --saveEngine={tmp_path / 'tiny_fp16.engine'} "
         "--minShapes=pixel_values:1x3x16x16 --optShapes=pixel_values:8x3x16x16 --maxShapes=pixel_values:8x3x16x16 "
-        "--fp16")
+        "--stronglyTyped")
     assert "error: TensorRT (neither its Python API nor trtexec) is not installed here" in captured.err
+    assert "flags of TensorRT 10.3.0" in captured.err
 
-    assert main(["engine", "build", str(model), "--precision", "fp32", "--print-trtexec"]) == 0
-    assert capsys.readouterr().out.strip().endswith("--maxShapes=pixel_values:32x3x16x16")
+    assert main(["engine", "build", str(model), "--print-trtexec", "--tensorrt-version", "8.6.2"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip().endswith("--maxShapes=pixel_values:32x3x16x16 --fp16")
+    assert captured.err.strip() == "# trtexec flags of TensorRT 8.6.2 (--tensorrt-version)"
+    assert main(["engine", "build", str(model), "--print-trtexec", "--tensorrt-version", "11.4.0"]) == 0
+    assert capsys.readouterr().out.strip().endswith("--stronglyTyped")
 
 
 def test_engine_check_without_tensorrt_is_an_error(tmp_path, capsys, monkeypatch):

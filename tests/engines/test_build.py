@@ -1,6 +1,8 @@
-"""`engine build`: option checks, the trtexec command line, the path without TensorRT, trtexec's output parsed
-into the manifest, and the builder API against a recorded stand-in (FP16, INT8 calibration, DLA) whose engines
-the TensorRT runner then loads."""
+"""`engine build`: option checks, the trtexec command line per TensorRT release, the path without TensorRT,
+trtexec's output parsed into the manifest, and the builder API against the stand-ins of 8.6, 10.3, 10.16, 11.0
+and 11.4 (held to the real releases' recorded surfaces, tests/runners/trt_surfaces.json): fp32, fp16 and int8
+models built through the API and through trtexec, implicit calibration where it still exists, DLA, and every
+TensorRT failure an EngineError. Warnings are errors here, so a deprecated call on the way fails the test."""
 
 import json
 import sys
@@ -13,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runners"))
 
-from fake_trt import BuilderFlag, DeviceType, FakeBuilderTensorRT, FakeCuda
+from fake_trt import DeviceType, FakeBuilderTensorRT, FakeCuda, FakeTensorRT, engine_spec
 
 from jetvit_daemon.engine.build import (
     BuildOptions,
@@ -23,6 +25,7 @@ from jetvit_daemon.engine.build import (
     calibration_batches,
     plan_build,
     trtexec_argv,
+    trtexec_target,
 )
 from jetvit_daemon.engine.export import IMAGENET, export_onnx
 from jetvit_daemon.engine.vit_onnx import ViTConfig, init_weights
@@ -58,7 +61,8 @@ def board(tmp_path: Path, release: str = ORIN_JP62) -> SysfsTree:
 def test_defaults_come_from_the_model_manifest(model):
     plan = plan_build(BuildOptions(model))
     assert (plan.min_batch, plan.opt_batch, plan.max_batch) == (1, 8, 32)
-    assert plan.engine_path == model.with_name("small_fp16.engine")
+    assert plan.engine_path == model.with_name("small_fp32.engine") and (plan.precision, plan.route) == (
+        "fp32", "graph")
     cache = model.with_name("c.calib")
     cache.write_bytes(b"calibration cache")
     dla = plan_build(BuildOptions(model, precision="int8", dla_core=1, max_batch=4, calib_cache=cache))
@@ -67,7 +71,7 @@ def test_defaults_come_from_the_model_manifest(model):
 
 @pytest.mark.parametrize("options,message", [
     (dict(dla_core=0, precision="fp32"), "--dla-core needs --precision fp16 or int8"),
-    (dict(precision="int8"), "--precision int8 needs --calib-images DIR"),
+    (dict(precision="int8"), "--precision int8 of an fp32 model needs --calib-images DIR"),
     (dict(min_batch=4, max_batch=2), r"need 1 <= min <= max"),
     (dict(opt_batch=40), r"--opt-batch 40 is outside --min-batch 1 \.\. --max-batch 32"),
     (dict(engine_path=Path("x.onnx")), r"name the engine \*\.engine"),
@@ -79,20 +83,24 @@ def test_bad_options_are_named(model, options, message):
 
 
 def test_trtexec_command_line(model, tmp_path):
-    plan = plan_build(BuildOptions(model, min_batch=1, opt_batch=4, max_batch=16, engine_path=tmp_path / "s.engine"))
-    assert trtexec_argv(plan) == [
+    plan = plan_build(BuildOptions(model, min_batch=1, opt_batch=4, max_batch=16, engine_path=tmp_path / "s.engine",
+                                   precision="fp16"))
+    assert trtexec_argv(plan, tensorrt_version="8.6.1") == [
         "trtexec", f"--onnx={model}", f"--saveEngine={tmp_path / 's.engine'}",
         "--minShapes=pixel_values:1x3x16x16", "--optShapes=pixel_values:4x3x16x16",
         "--maxShapes=pixel_values:16x3x16x16", "--fp16"]
     cache = tmp_path / "s.calib"
     cache.write_bytes(b"cache")
     int8 = plan_build(BuildOptions(model, precision="int8", dla_core=0, calib_cache=cache, min_batch=8, max_batch=8))
-    assert trtexec_argv(int8)[3:] == [
+    assert trtexec_argv(int8, tensorrt_version="10.3.0")[3:] == [
         "--minShapes=pixel_values:8x3x16x16", "--optShapes=pixel_values:8x3x16x16",
         "--maxShapes=pixel_values:8x3x16x16", "--fp16", "--int8", f"--calib={cache}", "--useDLACore=0",
         "--allowGPUFallback"]
     assert build_command(int8).startswith(f"jetvit-daemon engine build {model.resolve()} --out ")
     assert build_command(int8).endswith(f"--dla-core 0 --calib-cache {cache.resolve()}")
+    # TensorRT 11's trtexec has no --fp16, --int8 nor --calib: the plan is refused, saying what to do instead
+    with pytest.raises(EngineError, match=r"TensorRT 11\.4\.0 has none.*engine export \.\.\. --precision fp16"):
+        trtexec_argv(plan, tensorrt_version="11.4.0")
 
 
 def test_without_tensorrt_it_says_so_and_hands_over_the_trtexec_command(model, tmp_path, monkeypatch):
@@ -101,8 +109,9 @@ def test_without_tensorrt_it_says_so_and_hands_over_the_trtexec_command(model, t
     plan = plan_build(BuildOptions(model))
     with pytest.raises(TensorRTUnavailable) as err:
         build_engine(plan, tree=SysfsTree(tmp_path / "no-jetpack"))
-    assert err.value.command == " ".join(trtexec_argv(plan))
+    assert err.value.command == " ".join(trtexec_argv(plan, tensorrt_version="10.3.0"))
     assert "is not installed here" in str(err.value) and "copy the .onnx and its .manifest.json" in str(err.value)
+    assert "the flags of TensorRT 10.3.0 (no TensorRT found here" in str(err.value)
     assert not plan.engine_path.exists()
 
 
@@ -138,11 +147,12 @@ def test_trtexec_build_records_its_version_and_device_in_the_manifest(model, tmp
     player = TrtexecPlayer(TRTEXEC_OUTPUT)
     tree = board(tmp_path, "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, "
                            "DATE: Tue Aug  1 19:57:35 UTC 2023")
-    engine = build_engine(plan_build(BuildOptions(model)), commands=player, tree=tree,
-                          trtexec="/usr/src/tensorrt/bin/trtexec")
+    engine = build_engine(plan_build(BuildOptions(model, precision="fp16", tensorrt_version="8.5.2")),
+                          commands=player, tree=tree, trtexec="/usr/src/tensorrt/bin/trtexec")
     assert player.argv[0] == "/usr/src/tensorrt/bin/trtexec" and "--fp16" in player.argv
     manifest = load_manifest(engine)
     assert manifest.framework == "tensorrt" and manifest.precision == "fp16"
+    assert manifest.precision_source is not None and manifest.precision_source.method == "builder-fp16"
     build = manifest.build
     assert build is not None
     assert (build.tensorrt_version, build.compute_capability, build.jetpack, build.l4t_release) == (
@@ -164,19 +174,21 @@ def test_trtexec_cannot_calibrate_from_images(model, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     images = tmp_path / "calib"
     images.mkdir()
-    plan = plan_build(BuildOptions(model, precision="int8", calib_images=images))
+    plan = plan_build(BuildOptions(model, precision="int8", calib_images=images, tensorrt_version="10.3.0"))
     with pytest.raises(EngineError, match="trtexec cannot calibrate INT8 from a folder of images"):
         build_engine(plan, commands=TrtexecPlayer(TRTEXEC_OUTPUT), tree=board(tmp_path), trtexec="trtexec")
 
 
-def test_builder_api_fp16_engine_loads_in_the_runner(model, tmp_path):
+def test_builder_api_fp16_flag_engine_loads_in_the_runner(model, tmp_path):
     cuda = FakeCuda()
     trt = FakeBuilderTensorRT("10.3.0", cuda)
     tree = board(tmp_path)
-    engine = build_engine(plan_build(BuildOptions(model, max_batch=8)), trt_module=trt, cuda_module=cuda, tree=tree)
+    engine = build_engine(plan_build(BuildOptions(model, max_batch=8, precision="fp16")), trt_module=trt,
+                          cuda_module=cuda, tree=tree)
     (config,) = trt.configs
-    assert config.flags == [BuilderFlag.FP16] and config.default_device_type == DeviceType.GPU
-    assert config.profiles[0].shapes["pixel_values"] == ((1, 3, 16, 16), (8, 3, 16, 16), (8, 3, 16, 16))
+    assert config.fake_flags == [trt.BuilderFlag.FP16] and config.default_device_type == DeviceType.GPU
+    assert config.fake_profiles[0].fake_shapes["pixel_values"] == ((1, 3, 16, 16), (8, 3, 16, 16), (8, 3, 16, 16))
+    assert engine_spec(engine.read_bytes())["precision"] == "fp16"
     assert cuda.retained == 0  # the context pushed for the build is released
     build = load_manifest(engine).build
     assert build is not None and (build.tensorrt_version, build.device, build.jetpack) == (
@@ -206,9 +218,9 @@ def test_int8_calibrates_on_preprocessed_images_then_reuses_the_cache(model, tmp
     plan = plan_build(BuildOptions(model, precision="int8", calib_images=images, calib_batch=4))
     engine = build_engine(plan, trt_module=trt, cuda_module=cuda, tree=board(tmp_path))
     config = trt.configs[0]
-    assert config.flags == [BuilderFlag.FP16, BuilderFlag.INT8]
-    assert config.calibration_profile is not None
-    assert config.calibration_profile.shapes["pixel_values"][0] == (4, 3, 16, 16)
+    assert config.fake_flags == [trt.BuilderFlag.FP16, trt.BuilderFlag.INT8]
+    assert config.fake_calibration_profile is not None
+    assert config.fake_calibration_profile.fake_shapes["pixel_values"][0] == (4, 3, 16, 16)
     # 10 images in batches of 4: two full batches, the partial one dropped; each what the daemon would feed
     assert len(trt.calibration_batches) == 2
     want = list(calibration_batches(plan, 4))
@@ -216,7 +228,10 @@ def test_int8_calibrates_on_preprocessed_images_then_reuses_the_cache(model, tmp
     assert abs(float(want[0].mean())) < 3 and want[0].dtype == np.float32  # ImageNet-normalised, not raw pixels
     cache = engine.with_suffix(".calib")
     assert cache.read_bytes().startswith(b"TRT-8502-EntropyCalibration2")
-    assert load_manifest(engine).precision == "int8"
+    manifest = load_manifest(engine)
+    assert manifest.precision == "int8" and manifest.precision_source is not None
+    assert (manifest.precision_source.method, manifest.precision_source.calibration_images) == (
+        "implicit-calibration", 8)
 
     again = FakeBuilderTensorRT("8.6.1", cuda)
     build_engine(plan_build(BuildOptions(model, precision="int8", calib_cache=cache)), trt_module=again,
@@ -238,17 +253,19 @@ def test_dla_build_targets_the_core_with_gpu_fallback(model, tmp_path):
     cuda = FakeCuda()
     trt = FakeBuilderTensorRT("8.5.2.2", cuda, dla_cores=2)
     tree = board(tmp_path)
-    engine = build_engine(plan_build(BuildOptions(model, dla_core=1, min_batch=4, max_batch=4)), trt_module=trt,
+    engine = build_engine(plan_build(BuildOptions(model, dla_core=1, min_batch=4, max_batch=4, precision="fp16")),
+                          trt_module=trt,
                           cuda_module=cuda, tree=tree)
     config = trt.configs[0]
     assert config.default_device_type == DeviceType.DLA and config.DLA_core == 1
-    assert BuilderFlag.GPU_FALLBACK in config.flags and BuilderFlag.FP16 in config.flags
+    assert trt.BuilderFlag.GPU_FALLBACK in config.fake_flags and trt.BuilderFlag.FP16 in config.fake_flags
     assert load_manifest(engine).build.dla_core == 1  # type: ignore[union-attr]
     runner = TensorRTRunner(engine, trt_module=trt, cuda_module=cuda, tree=tree)
     assert [c for c in trt.calls if c[0] == "deserialize_cuda_engine"][-1][2] == 1
     runner.close()
     with pytest.raises(EngineError, match="--dla-core 2: this system has 2 DLA core"):
-        build_engine(plan_build(BuildOptions(model, dla_core=2)), trt_module=trt, cuda_module=cuda, tree=tree)
+        build_engine(plan_build(BuildOptions(model, dla_core=2, precision="fp16")), trt_module=trt, cuda_module=cuda,
+                     tree=tree)
 
 
 def test_folded_uint8_model_needs_tensorrt_8_5(model, tmp_path):
@@ -260,6 +277,179 @@ def test_folded_uint8_model_needs_tensorrt_8_5(model, tmp_path):
                      cuda_module=cuda, tree=board(tmp_path))
     engine = build_engine(plan_build(BuildOptions(folded)), trt_module=FakeBuilderTensorRT("8.6.1", cuda),
                           cuda_module=cuda, tree=board(tmp_path))
-    manifest = json.loads(engine.with_name("folded_fp16.manifest.json").read_text())
+    manifest = json.loads(engine.with_name("folded_fp32.manifest.json").read_text())
     assert manifest["input"] == {"name": "frames", "shape": [-1, 16, 16, 3], "dtype": "uint8", "layout": "NHWC"}
     assert manifest["preprocess"]["normalize"] == "graph" and manifest["preprocess"]["channel_order"] == "BGR"
+
+
+# -- precision carried by the model, per TensorRT release ------------------------------------------------------
+
+RELEASES = ("8.6.1", "10.3.0", "10.16.1.11", "11.0.0.114", "11.4.0.106")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: Any) -> Any:
+    """The same small ViT exported fp32, fp16 (float16 weights) and int8 (Q/DQ calibrated on 16 images)."""
+    root = tmp_path_factory.mktemp("precision")
+    images = root / "calib"
+    _write_images(images, 16)
+    weights = init_weights(SMALL, 0)
+    return {p: export_onnx(weights, SMALL, root / p / f"small_{p}.onnx", model_name="small", preprocess=IMAGENET,
+                           precision=p, calib_images=images) for p in ("fp32", "fp16", "int8")}
+
+
+def _network_flag_names(trt: Any, flags: int) -> List[str]:
+    return [m.name for m in trt.NetworkDefinitionCreationFlag if flags & (1 << int(m))]
+
+
+@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_api_builds_the_models_precision_at_every_release(models, tmp_path, release, precision):
+    cuda = FakeCuda()
+    trt = FakeBuilderTensorRT(release, cuda)
+    tree = board(tmp_path)
+    plan = plan_build(BuildOptions(models[precision], engine_path=tmp_path / "out" / "small.engine", max_batch=8))
+    assert (plan.precision, plan.route) == (precision, "graph")
+    engine = build_engine(plan, trt_module=trt, cuda_module=cuda, tree=tree)
+    # what the stand-in's builder says the layers run in: the graph's types (strongly typed) or the flags' reach
+    assert engine_spec(engine.read_bytes())["precision"] == precision
+    (config,) = trt.configs
+    major = int(release.split(".")[0])
+    flags = [f.name for f in config.fake_flags]
+    if major == 8:
+        assert flags == {"fp32": [], "fp16": ["FP16"], "int8": ["FP16", "INT8"]}[precision]
+    else:
+        assert flags == []  # strongly typed: the model's types are the precision; the flags are refused
+    manifest = load_manifest(engine)
+    assert manifest.precision == precision and manifest.precision_source is not None
+    assert manifest.precision_source.method == {"fp32": "exported", "fp16": "fp16-weights", "int8": "qdq"}[precision]
+    assert manifest.build is not None and manifest.build.tensorrt_version == release
+    runner = TensorRTRunner(engine, trt_module=trt, cuda_module=cuda, tree=tree)
+    assert runner.infer(np.zeros((2, 3, 16, 16), np.float32))["logits"].shape == (2, 5)
+    runner.close()
+
+
+@pytest.mark.parametrize("release,expected", [
+    ("8.6.1", ["EXPLICIT_BATCH"]), ("10.3.0", ["STRONGLY_TYPED"]), ("10.16.1.11", ["STRONGLY_TYPED"]),
+    ("11.0.0.114", []), ("11.4.0.106", []),
+])
+def test_network_creation_flags_per_release(models, tmp_path, release, expected, monkeypatch):
+    cuda = FakeCuda()
+    trt = FakeBuilderTensorRT(release, cuda)
+    created: List[int] = []
+    real_builder = trt.Builder
+
+    def builder(logger: Any) -> Any:
+        b = real_builder(logger)
+        make = b.create_network
+        b.create_network = lambda flags=0: created.append(flags) or make(flags)  # type: ignore[method-assign]
+        return b
+
+    monkeypatch.setattr(trt, "Builder", builder)
+    build_engine(plan_build(BuildOptions(models["fp16"], engine_path=tmp_path / "e.engine")), trt_module=trt,
+                 cuda_module=cuda, tree=board(tmp_path))
+    assert [_network_flag_names(trt, f) for f in created] == [expected]
+
+
+@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_trtexec_builds_the_models_precision_with_the_releases_flags(models, tmp_path, monkeypatch, release,
+                                                                     precision):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    major, minor, patch = (int(p) for p in release.split(".")[:3])
+    number = major * (10000 if major >= 10 else 1000) + minor * 100 + patch
+    player = TrtexecPlayer(TRTEXEC_OUTPUT.replace("v8502", f"v{number}"))
+    plan = plan_build(BuildOptions(models[precision], engine_path=tmp_path / "e.engine", tensorrt_version=release))
+    engine = build_engine(plan, commands=player, tree=board(tmp_path), trtexec="trtexec")
+    flags = [a for a in player.argv if a.startswith("--") and not a.startswith(("--onnx", "--save", "--min",
+                                                                                 "--opt", "--max"))]
+    if major == 8:
+        assert flags == {"fp32": [], "fp16": ["--fp16"], "int8": ["--fp16", "--int8"]}[precision]
+    else:
+        assert flags == ["--stronglyTyped"]
+    manifest = load_manifest(engine)
+    assert manifest.precision == precision and manifest.build is not None
+    assert manifest.build.tensorrt_version == f"{major}.{minor}.{patch}"
+
+
+@pytest.mark.parametrize("release", ["11.0.0.114", "11.4.0.106"])
+def test_tensorrt_11_refuses_builder_precision_and_never_touches_removed_names(model, tmp_path, release):
+    cuda = FakeCuda()
+    trt = FakeBuilderTensorRT(release, cuda)
+    for options, needs in ((dict(precision="fp16"), "FP16 builder flag"),
+                           (dict(precision="int8", calib_images=tmp_path), "INT8 calibrator")):
+        plan = plan_build(BuildOptions(model, **options))
+        with pytest.raises(EngineError, match=f"needs TensorRT's {needs}, and TensorRT {release} has none.*"
+                                              r"engine export \.\.\. --precision fp16"):
+            build_engine(plan, trt_module=trt, cuda_module=cuda, tree=board(tmp_path))
+        with pytest.raises(EngineError, match="has none"):
+            trtexec_argv(plan, tensorrt_version=release)
+    assert trt.calls == [] and trt.configs == []  # refused before TensorRT was asked for anything
+
+
+@pytest.mark.parametrize("release", ["10.3.0", "10.16.1.11"])
+def test_implicit_calibration_on_10_works_and_says_it_is_deprecated(model, tmp_path, release, caplog):
+    # int8_calibrator and set_calibration_profile warn on the real 10.x (recorded); the builder knows and says so
+    images = tmp_path / "calib"
+    _write_images(images, 8)
+    cuda = FakeCuda()
+    trt = FakeBuilderTensorRT(release, cuda)
+    engine = build_engine(plan_build(BuildOptions(model, precision="int8", calib_images=images, calib_batch=4)),
+                          trt_module=trt, cuda_module=cuda, tree=board(tmp_path))
+    assert engine_spec(engine.read_bytes())["precision"] == "int8" and len(trt.calibration_batches) == 2
+    assert "implicit INT8 calibration is deprecated in TensorRT" in caplog.text
+    with pytest.warns(DeprecationWarning):  # the stand-in does warn: the builder silenced it knowingly
+        assert trt.configs[0].int8_calibrator is not None
+
+
+def test_a_models_precision_is_fixed_at_export(models):
+    with pytest.raises(EngineError, match=r"the model is fp16 \(fp16 weights and compute.*export it again with "
+                                          "--precision fp32"):
+        plan_build(BuildOptions(models["fp16"], precision="fp32"))
+    with pytest.raises(EngineError, match=r"the model is int8 \(QDQ calibrated on 16 images \(entropy, "
+                                          r"per-channel weights\)\)"):
+        plan_build(BuildOptions(models["int8"], precision="fp16"))
+
+
+def test_a_builder_or_runtime_that_cannot_be_created_is_an_engine_error(model, tmp_path):
+    cuda = FakeCuda()
+    plan = plan_build(BuildOptions(model))
+    with pytest.raises(EngineError, match=r"TensorRT 10\.3\.0 failed to create its builder and runtime.*"
+                                          r"factory function returned nullptr; TensorRT said: .*CUDA initialization "
+                                          r"failure.*build again with:\n  jetvit-daemon engine build"):
+        build_engine(plan, trt_module=FakeBuilderTensorRT("10.3.0", cuda, fail_create=True), cuda_module=cuda,
+                     tree=board(tmp_path))
+    engine = build_engine(plan, trt_module=FakeBuilderTensorRT("10.3.0", cuda), cuda_module=cuda,
+                          tree=board(tmp_path))
+    with pytest.raises(EngineError, match=r"cannot create its runtime on GPU Orin.*rebuild it with:\n  jetvit-daemon"):
+        TensorRTRunner(engine, trt_module=FakeTensorRT("10.3.0", cuda, fail_create=True), cuda_module=cuda,
+                       tree=board(tmp_path))
+
+
+def test_a_builder_exception_is_an_engine_error(model, tmp_path, monkeypatch):
+    cuda = FakeCuda()
+    trt = FakeBuilderTensorRT("11.4.0.106", cuda)
+    real_builder = trt.Builder
+
+    def builder(logger: Any) -> Any:
+        b = real_builder(logger)
+
+        def boom(network: Any, config: Any) -> Any:
+            raise RuntimeError("std::bad_alloc")
+
+        b.build_serialized_network = boom  # type: ignore[method-assign]
+        return b
+
+    monkeypatch.setattr(trt, "Builder", builder)
+    with pytest.raises(EngineError, match=r"TensorRT 11\.4\.0\.106 failed to build the engine: std::bad_alloc"):
+        build_engine(plan_build(BuildOptions(model)), trt_module=trt, cuda_module=cuda, tree=board(tmp_path))
+
+
+def test_trtexec_target_release_is_found_from_libnvinfer(model, tmp_path):
+    tree = board(tmp_path)
+    lib = tmp_path / "board" / "usr" / "lib" / "aarch64-linux-gnu"
+    lib.mkdir(parents=True)
+    assert trtexec_target(BuildOptions(model), tree)[0] == "10.3.0"  # nothing found: JetPack 6.1/6.2's
+    (lib / "libnvinfer.so.11.4.0").write_bytes(b"")
+    assert trtexec_target(BuildOptions(model), tree) == ("11.4.0", "/usr/lib/aarch64-linux-gnu/libnvinfer.so.11.4.0")
+    assert trtexec_target(BuildOptions(model, tensorrt_version="8.6.2"), tree)[0] == "8.6.2"

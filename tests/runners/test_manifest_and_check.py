@@ -14,7 +14,7 @@ from jetvit_daemon.runners.engine_check import (
     rebuild_command,
     version_key,
 )
-from jetvit_daemon.runners.manifest import BuildInfo, load_manifest, manifest_path_for, write_manifest
+from jetvit_daemon.runners.manifest import BuildInfo, PrecisionSource, load_manifest, manifest_path_for, write_manifest
 
 ORIN_JP62 = SystemFacts(tensorrt_version="10.3.0.30", compute_capability=(8, 7), gpu_name="Orin", soc="t234",
                         l4t_release="36.4.3", jetpack="6.2", dla_cores=0)
@@ -98,3 +98,7 @@ def test_rebuild_command_from_the_manifest_when_none_was_recorded():
     assert rebuild_command(Path("/opt/models/digits_int8.engine"), manifest) == (
         "jetvit-daemon engine build /opt/models/digits.onnx --out /opt/models/digits_int8.engine --precision int8 "
         "--min-batch 1 --max-batch 32 --dla-core 1 --calib-images DIR")
+    # a Q/DQ model carries its calibration: rebuilding it needs no folder
+    qdq = manifest.model_copy(update={"precision_source": PrecisionSource(
+        method="qdq", calibration_images=256, calibration_method="entropy", per_channel=True)})
+    assert rebuild_command(Path("/opt/models/digits_int8.engine"), qdq).endswith("--dla-core 1")

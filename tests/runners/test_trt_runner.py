@@ -1,5 +1,5 @@
-"""TensorRTRunner against recorded stand-ins of TensorRT 8.2 (binding API), 8.6 (both APIs, binding deprecated)
-and 10.3 (tensor-name API) plus pycuda (tests/runners/fake_trt.py): buffer sizing, profiles and shapes, API
+"""TensorRTRunner against recorded stand-ins of TensorRT 8.2 (binding API), 8.6 (both APIs, binding deprecated),
+10.3, 10.16 and 11.x (tensor-name API) plus pycuda (tests/runners/fake_trt.py): buffer sizing, profiles and shapes, API
 selection, threads and contexts, and the documented errors for corrupt and mismatched engines."""
 
 import json
@@ -85,8 +85,9 @@ def names(calls: Any, name: str) -> list:
     return [c for c in calls if c[0] == name]
 
 
-@pytest.mark.parametrize("version,api", [("10.3.0", "tensor-name"), ("8.6.2", "tensor-name"),
-                                         ("8.2.1", "binding")])
+@pytest.mark.parametrize("version,api", [("11.4.0.106", "tensor-name"), ("11.0.0.114", "tensor-name"),
+                                         ("10.16.1.11", "tensor-name"), ("10.3.0", "tensor-name"),
+                                         ("8.6.2", "tensor-name"), ("8.2.1", "binding")])
 def test_every_batch_size_runs_through_the_api_the_engine_offers(tmp_path, version, api):
     runner, trt, _ = make_runner(tmp_path, version)
     assert runner.api_label.startswith(api)
@@ -142,7 +143,8 @@ def test_binding_api_passes_every_binding_address_and_sets_shapes_by_index(tmp_p
 
 
 def test_tensorrt_8_6_is_driven_without_its_deprecated_binding_calls(tmp_path):
-    # The fake 8.6 raises DeprecationWarning from every binding-API call, an error under filterwarnings=error.
+    # The fake 8.6 raises DeprecationWarning from the binding-API calls the real 8.6.1 wheel wraps in its
+    # deprecation shim (tests/runners/trt_surfaces.json), an error under filterwarnings=error.
     runner, trt, _ = make_runner(tmp_path, "8.6.2")
     runner.infer(batch_of(2))
     assert names(trt.calls, "set_binding_shape") == [] and names(trt.calls, "execute_async_v2") == []

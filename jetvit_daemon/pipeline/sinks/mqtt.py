@@ -103,7 +103,7 @@ class MqttSink(QueuedSink):
         self._republish = False
         self._next_stats_s = clock.monotonic() + cfg.stats_interval_s
         self._next_state_poll_s = clock.monotonic()
-        self._ever_connected = False
+        self._stopping = False  # our own DISCONNECT: not worth a warning
         self.client = self._make_client(mqtt, read_password(cfg, where), where)
 
     # -- construction --------------------------------------------------------------------------------------
@@ -141,11 +141,10 @@ class MqttSink(QueuedSink):
                  self.client_id, self.prefix)
         client.publish(self.status_topic, "online", qos=1, retain=True)
         self._republish = True  # the broker may have lost retained states (restart without persistence)
-        self._ever_connected = True
         self._set_connected(True)
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        if self.connected:
+        if self.connected and not self._stopping:
             log.warning("mqtt %s: disconnected from %s:%d (%s); reconnecting with backoff up to %d s",
                         self.name, self.cfg.host, self.cfg.port, reason_code, self.cfg.reconnect_max_s)
         self._set_connected(False)
@@ -213,6 +212,7 @@ class MqttSink(QueuedSink):
                 self._published_states[source] = text
 
     def _shutdown(self) -> None:
+        self._stopping = True
         try:
             if self.connected:
                 info = self.client.publish(self.status_topic, "offline", qos=1, retain=True)

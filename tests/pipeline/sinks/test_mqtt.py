@@ -160,3 +160,45 @@ def test_default_topic_prefix_and_client_id_name_the_host():
     assert (sink.prefix, sink.status_topic, sink.client_id) == ("jetvit/orin-01", "jetvit/orin-01/status",
                                                                 "jetvit-orin-01")
     sink.close()
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def make_certs(d):
+    """A test CA, a broker certificate for 127.0.0.1 and a client certificate, all signed by the CA."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA",
+             cwd=d)
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name, ext in (("server", ["-extfile", "san.ext"]), ("client", [])):
+        _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-out", f"{name}.pem", "-days", "2", *ext, cwd=d)
+
+
+def test_tls_with_a_client_certificate_connects_and_without_one_is_refused(tmp_path):
+    make_certs(tmp_path)
+    b = Broker(tmp_path)
+    b.conf.write_text(b.conf.read_text() + f"cafile {tmp_path / 'ca.pem'}\ncertfile {tmp_path / 'server.pem'}\n"
+                      f"keyfile {tmp_path / 'server.key'}\nrequire_certificate true\n")
+    b.start()
+    good = make_sink(b.port, client_id="tls-good", tls={"ca_file": str(tmp_path / "ca.pem"),
+                                                        "cert_file": str(tmp_path / "client.pem"),
+                                                        "key_file": str(tmp_path / "client.key")})
+    no_cert = make_sink(b.port, client_id="tls-nocert", tls={"ca_file": str(tmp_path / "ca.pem")})
+    for s in (good, no_cert):
+        s.start()
+    try:
+        wait_until(lambda: good.connected, what="the TLS connection")
+        good.emit([now_result(1)])
+        wait_until(lambda: good.stats().sent_total == 1, what="a result over TLS")
+        threading.Event().wait(1.0)
+        assert not no_cert.connected
+    finally:
+        for s in (good, no_cert):
+            s.close()
+        b.stop()
+    with pytest.raises(ConfigError, match=r"sinks\.tls: cannot load the certificates"):
+        make_sink(1883, tls={"ca_file": str(tmp_path / "missing.pem")})
