@@ -193,22 +193,16 @@ def board_facts(board: Optional[str]) -> Any:
 
 
 def _cmd_policy_check(args: argparse.Namespace) -> int:
-    from jetvit_daemon.governor.policy import parse_policy
-    from jetvit_daemon.governor.policy_check import check_against_board
+    from jetvit_daemon.governor.policy import read_policy_text
+    from jetvit_daemon.governor.policy_check import check_policy_text
     from jetvit_daemon.governor.reload import check_permissions
-    from jetvit_daemon.yamlfile import line_map
 
     try:
-        text = args.file.read_text(encoding="utf-8")
-    except OSError as exc:
-        print(f"{args.file}: cannot read: {exc.strerror or exc}")
-        return 1
-    try:
-        policy = parse_policy(text, str(args.file))
+        text = read_policy_text(args.file)
+        policy, problems, notes = check_policy_text(text, str(args.file), board_facts(args.board))
     except PolicyError as exc:
         print(exc)
         return 1
-    problems, notes = check_against_board(policy, board_facts(args.board), str(args.file), line_map(text))
     if not args.ignore_permissions:
         try:
             check_permissions(args.file)
@@ -237,15 +231,15 @@ def _cmd_policy_schema(args: argparse.Namespace) -> int:
 def _cmd_tegrastats_parse(args: argparse.Namespace) -> int:
     import json
 
-    from jetvit_daemon.hardware.tegrastats import parse_lines
+    from jetvit_daemon.hardware.tegrastats import bounded_lines, parse_lines
 
     if args.file == "-":
         stream = sys.stdin
-        failed = _print_parsed(parse_lines(stream), json)
+        failed = _print_parsed(parse_lines(bounded_lines(stream)), json)
     else:
         try:
             with open(args.file, encoding="utf-8", errors="replace") as stream:
-                failed = _print_parsed(parse_lines(stream), json)
+                failed = _print_parsed(parse_lines(bounded_lines(stream)), json)
         except OSError as exc:
             raise ConfigError(f"{args.file}: cannot read: {exc.strerror or exc}") from None
     return 1 if failed else 0

@@ -22,6 +22,7 @@ from jetvit_daemon.errors import PolicyError
 from jetvit_daemon.governor.policy import Policy
 from jetvit_daemon.trustfs import UntrustedPath, read_trusted
 from jetvit_daemon.workers import WorkerThread
+from jetvit_daemon.yamlfile import MAX_FILE_BYTES, YamlProblem, read_bounded, read_yaml_bytes
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,11 @@ def read_policy(path: Path, strict: bool) -> bytes:
     swapped it on the way (directories and file, checked on the descriptor it is read from): it steers the
     hardware. A symlink is followed (ConfigMaps) and its directories are checked too. PolicyError otherwise."""
     try:
-        return read_trusted(path) if strict else Path(path).read_bytes()
+        # Bounded (jetvit_daemon/yamlfile.py MAX_FILE_BYTES): a huge file or /dev/zero costs a few hundred KB;
+        # the loader refuses what is over the cap.
+        return read_trusted(path, MAX_FILE_BYTES + 1) if strict else read_yaml_bytes(path)
+    except YamlProblem as exc:
+        raise PolicyError(str(exc)) from None
     except UntrustedPath as exc:
         raise PolicyError(f"{path}: refused: the policy controls the hardware, and {exc}; or set "
                           "policy_permissions: ignore in daemon.yaml") from None
@@ -68,7 +73,7 @@ class PolicyWatcher:
 
     def _read_digest(self) -> Optional[str]:
         try:
-            return _digest(self.path.read_bytes())
+            return _digest(read_bounded(self.path))
         except OSError:
             return None  # missing for a moment (a rename-save in progress): look again next poll
 

@@ -8,7 +8,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import yaml
 
@@ -47,9 +47,10 @@ def write_setup(tmp: Path, policy: Optional[dict] = None, **overrides) -> Dict[s
 class DaemonProcess:
     """The daemon as a child process; collects its log lines on a thread."""
 
-    def __init__(self, config: Path, *extra: str) -> None:
+    def __init__(self, config: Path, *extra: str, prefix: Sequence[str] = ()) -> None:
+        # prefix: a command the daemon runs under, e.g. setpriv to drop a capability (tests/faults).
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jetvit_daemon", "run", "--config", str(config), *extra],
+            [*prefix, sys.executable, "-m", "jetvit_daemon", "run", "--config", str(config), *extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.lines: List[str] = []
