@@ -85,6 +85,7 @@ class Service:
         self._wake = threading.Event()  # nothing sets it yet: the loop's Event.wait is its pace
         self._governor = WorkerThread("governor", parts.governor.body)
         self._watch = WorkerThread("policy-watch", parts.watcher.body)
+        self._meter = WorkerThread("board-meter", parts.board_meter.body)
         self.supervisor = Supervisor(self._stages(), self.clock)
         parts.metrics.add_snapshot(self.snapshot)
 
@@ -104,6 +105,8 @@ class Service:
             Stage("governor", self._governor.start, lambda t: self._stop_worker(self._governor, t),
                   lambda: [self._governor], max_stop_s=2.0),
             Stage("policy-watch", self._watch.start, self._stop_watch, lambda: [self._watch], max_stop_s=1.0),
+            Stage("board-meter", self._meter.start, lambda t: self._stop_worker(self._meter, t),
+                  lambda: [self._meter], max_stop_s=1.0),
         ]
         return stages
 
@@ -192,6 +195,9 @@ class Service:
         try:
             self.supervisor.start()  # on a failure it stops what started (restore included) and re-raises
             self.phase = "running"
+            # Every component that can count an error, every rule and actuation: series at 0 from the start.
+            self.parts.metrics.declare_components([w.name for w in self.supervisor.workers()]
+                                                  + ["telemetry", "inference"])
             self._log_policy()
             code = self._loop()
         finally:

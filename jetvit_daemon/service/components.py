@@ -28,6 +28,7 @@ from jetvit_daemon.governor.reload import PolicyWatcher, guarded, read_policy
 from jetvit_daemon.hardware.base import Platform, TelemetrySource
 from jetvit_daemon.hardware.commands import SubprocessRunner
 from jetvit_daemon.hardware.devfreq import GpuDevfreq, find_gpu_devfreq
+from jetvit_daemon.hardware.energy import BoardMeter
 from jetvit_daemon.hardware.jetson import JetsonPlatform
 from jetvit_daemon.hardware.nvpmodel import Nvpmodel
 from jetvit_daemon.hardware.probe import InstanceLock
@@ -43,6 +44,7 @@ from jetvit_daemon.runners.base import Runner, create_runner
 from jetvit_daemon.runners.manifest import load_labels
 from jetvit_daemon.runners.paced import PacedRunner
 from jetvit_daemon.service.board import BoardAccess
+from jetvit_daemon.service.board_meter import BoardMeterCollector, BoardMeterLoop, PolicyTargetsCollector, board_trips
 from jetvit_daemon.service.http import Routes
 from jetvit_daemon.service.metrics import Metrics
 from jetvit_daemon.service.notify import SystemdNotifier
@@ -115,6 +117,7 @@ class Components:
     policy: Policy
     policy_origin: str  # where the path came from, for the first log lines
     routes: Sequence[Routes]  # extra HTTP routes (the http sink's /v1/ endpoints)
+    board_meter: BoardMeterLoop  # energy and throttling from the telemetry (its body runs in a WorkerThread)
 
 
 def build(
@@ -160,6 +163,7 @@ def build(
     board.busy.source = pipeline.busy_fraction  # the simulated GPU's load follows real inference
     governor = Governor(platform, policy, _pipeline_view(pipeline), pipeline.set_batching, clock, events=metrics)
     late.pipeline, late.governor, late.platform = pipeline, governor, platform
+    board_meter = build_board_meter(config, board, clock, platform, pipeline, governor, metrics)
     routes = results_routes(config.sinks, [s for s in sinks if isinstance(s, QueuedSink)], pipeline.last_frame,
                             lambda: pipeline.source_names)
     watcher = PolicyWatcher(path, load, governor.set_policy, reloads.done, check_perms=strict,
@@ -167,6 +171,7 @@ def build(
     return Components(config=config, clock=clock, board=board, platform=platform, runner=runner,
                       sources=sources, sinks=sinks, pipeline=pipeline, governor=governor, watcher=watcher,
                       metrics=metrics, reloads=reloads, policy_path=path, policy=policy, routes=routes,
+                      board_meter=board_meter,
                       policy_origin=_origin(policy_path, config))
 
 
@@ -176,6 +181,18 @@ def _origin(policy_path: Optional[Path], config: DaemonConfig) -> str:
     if config.policy_file is not None:
         return "the config's policy_file"
     return "the built-in default (the config names no policy_file)"
+
+
+def build_board_meter(config: DaemonConfig, board: BoardAccess, clock: Clock, platform: Platform,
+                      pipeline: Pipeline, governor: Governor, metrics: Metrics) -> BoardMeterLoop:
+    """Energy, throttling and the telemetry gauges beyond the snapshot's (service/board_meter.py)."""
+    meter = BoardMeter(board_trips(board.tree, clock))
+    loop = BoardMeterLoop(meter, platform.latest_telemetry, pipeline.busy_fraction,
+                          lambda: governor.status()["mode"], lambda: governor.status()["gpu_cap_hz"],
+                          config.telemetry.interval_s)
+    metrics.registry.register(BoardMeterCollector(meter, platform.latest_telemetry))
+    metrics.registry.register(PolicyTargetsCollector(lambda: governor.policy))
+    return loop
 
 
 def _platform_facts(platform: Platform, board_text: str) -> Callable[[], BoardFacts]:

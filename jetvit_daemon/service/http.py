@@ -15,9 +15,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, Optional, Protocol, Sequence, Tuple
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from jetvit_daemon.errors import ConfigError
+from jetvit_daemon.service.exposition import render_metrics
 from jetvit_daemon.workers import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ def _make_handler(registry: CollectorRegistry, health: Probe, ready: Probe, stat
         def _answer(self, head: bool) -> None:
             path = self.path.split("?", 1)[0]
             try:
+                self._extra: Dict[str, str] = {}
                 code, content_type, body = self._route(path)
             except Exception:  # one request is the boundary: a broken collector must not kill the server
                 log.error("HTTP %s failed", path, exc_info=True)
@@ -170,6 +172,8 @@ def _make_handler(registry: CollectorRegistry, health: Probe, ready: Probe, stat
             try:
                 self.send_response(code)
                 self.send_header("Content-Type", content_type)
+                for key, value in self._extra.items():
+                    self.send_header(key, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if not head:
@@ -179,8 +183,11 @@ def _make_handler(registry: CollectorRegistry, health: Probe, ready: Probe, stat
                 self.close_connection = True
 
         def _route(self, path: str) -> Tuple[int, str, bytes]:
-            if path == "/metrics":
-                return 200, CONTENT_TYPE_LATEST, generate_latest(registry)
+            if path == "/metrics":  # OpenMetrics/gzip as the scraper asks (service/exposition.py)
+                payload, headers = render_metrics(registry, self.headers.get("Accept"),
+                                                  self.headers.get("Accept-Encoding"))
+                self._extra = headers
+                return 200, headers.pop("Content-Type"), payload
             if path in ("/healthz", "/readyz"):
                 ok, details = (health if path == "/healthz" else ready)()
                 body = dict(details, status="ok" if ok else ("unhealthy" if path == "/healthz" else "not ready"))

@@ -42,7 +42,7 @@ def test_stages_start_in_order_and_stop_in_reverse_with_the_restore_last(tmp_pat
     stops = [e for e in h.events if e in ("source.close", "runner.close", "platform.stop restore=True")]
     assert stops == ["source.close", "runner.close", "platform.stop restore=True"]
     names = [line.split(":")[0] for line in h.service.supervisor.stop_report]
-    assert names == ["policy-watch", "governor", "pipeline", "runner", "platform", "http"]
+    assert names == ["board-meter", "policy-watch", "governor", "pipeline", "runner", "platform", "http"]
     assert h.notifier.sent("STOPPING=1")
 
 
