@@ -284,3 +284,22 @@ def test_http_binds_ipv6_and_a_client_hanging_up_is_not_an_error(caplog):
         assert "Traceback" not in caplog.text
     finally:
         server.stop()
+
+
+def test_status_command_asks_the_running_daemon(tmp_path, capsys):
+    from jetvit_daemon.cli import main
+
+    h = Harness(tmp_path).start()
+    try:
+        h.wait(lambda: h.service.ready_sent, what="READY")
+        host, port = h.service.http.address
+        assert main(["status", "--url", f"http://{host}:{port}", "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["ready"] and data["policy"]["file"] == str(h.policy_file)
+        assert main(["status", "--url", f"http://{host}:{port}"]) == 0
+        text = capsys.readouterr().out
+        assert "ready" in text and "governor: state top" in text and "worker fake-telemetry: alive" in text
+    finally:
+        h.stop()
+    assert main(["status", "--url", f"http://{host}:{port}", "--timeout", "2"]) == 1
+    assert "not answering" in capsys.readouterr().err
