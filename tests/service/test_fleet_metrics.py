@@ -3,6 +3,9 @@ energy against the simulated board's own integral, every counter present at 0 fr
 OpenMetrics and gzip exposition."""
 
 import gzip
+import os
+import shutil
+import subprocess
 import sys
 import time
 import urllib.request
@@ -91,3 +94,25 @@ def test_openmetrics_and_gzip_are_negotiated(tmp_path):
         assert "# EOF" not in plain and "jetvit_build_info" in plain
     finally:
         daemon.kill()
+
+
+def test_the_exposition_passes_promtool_check_metrics(tmp_path):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is missing: .ci/run must install Debian's prometheus package")
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    setup = write_setup(tmp_path)
+    daemon = DaemonProcess(setup["config"])
+    try:
+        daemon.wait_ready()
+        deadline = time.monotonic() + 30
+        while "jetvit_board_energy_joules_total" not in daemon.metrics():
+            assert time.monotonic() < deadline, daemon.log
+            time.sleep(0.2)
+        text = daemon.get("/metrics")
+    finally:
+        daemon.kill()
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), \
+        result.stdout + result.stderr
