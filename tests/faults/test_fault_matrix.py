@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bad_inputs import BAD_POLICIES
 from matrix import FAST_POLICY, MODE_ID, STALE_POLICY, Case, Run, run_case
+from restore_cases import RESTORE_CASES
 
 pytestmark = pytest.mark.slow
 
@@ -271,6 +272,7 @@ CASES: List[Case] = [
          permission_changes),
     Case("policy_deleted_or_a_directory", "a policy path lost is a refused reload, not a dead watcher",
          policy_path_lost, config={"policy_permissions": "ignore"}, issue_items=("2",)),
+    *RESTORE_CASES,  # a switch in flight at stop/SIGKILL, devfreq reverts, planted symlinks, second instance
 ]
 
 

@@ -169,12 +169,6 @@ def main() -> None:
         ETC.mkdir(parents=True, exist_ok=True)
         for f in sorted((HERE / "repo" / "config").glob("*.yaml")):
             shutil.copy(f, ETC / f.name)
-        # The installed policy named explicitly, as an operator may write it (the README-install test covers
-        # the shipped default); every other setting as shipped.
-        config = ETC / "daemon.yaml"
-        lines = config.read_text().splitlines()
-        named = [f"policy_file: {ETC / 'policy.yaml'}" if x.startswith("policy_file:") else x for x in lines]
-        config.write_text("\n".join(named) + "\n")
         shutil.copy(HERE / "repo" / "systemd" / UNIT, Path("/etc/systemd/system") / UNIT)
         reload = run("systemctl", "daemon-reload")
         verify = run("systemd-analyze", "verify", f"/etc/systemd/system/{UNIT}")
