@@ -6,6 +6,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -14,6 +17,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "service"))
+from daemon_process import FAST_POLICY, DaemonProcess  # noqa: E402
 
 KUBE = REPO / "deploy" / "kubernetes"
 KUBERNETES_VERSION = "1.30.0"  # the oldest Kubernetes line k3s still ships for JetPack 6 fleets
@@ -88,3 +92,52 @@ def test_the_service_and_podmonitor_reach_the_pods_metrics_port() -> None:
     assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     endpoint = monitor["spec"]["podMetricsEndpoints"][0]
     assert endpoint["port"] in ports and endpoint["path"] == "/metrics"
+
+
+def _container_setup(tmp: Path) -> Path:
+    """The container's /etc/jetvit-daemon (as the ConfigMaps lay it out) under `tmp`, with the daemon's state,
+    board and port moved into the test's own space; everything else as shipped."""
+    etc = tmp / "etc" / "jetvit-daemon"
+    (etc / "policy").mkdir(parents=True)
+    config = yaml.safe_load((KUBE / "daemon.yaml").read_text())
+    assert config["http"]["host"] == "0.0.0.0"  # reachable by the kubelet and Prometheus from outside the pod
+    config.update(
+        state_dir=str(tmp / "state"),
+        http={"host": "127.0.0.1", "port": 0},
+        simulator={"board": "orin-nano-super", "root_dir": str(tmp / "board"), "tick_s": 0.1},
+        telemetry={"source": "tegrastats", "interval_s": 0.2},
+    )
+    (etc / "daemon.yaml").write_text(yaml.safe_dump(config))
+    (etc / "policy" / "policy.yaml").write_text(yaml.safe_dump(FAST_POLICY))
+    return etc / "daemon.yaml"
+
+
+def _status_code(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+@pytest.mark.slow
+def test_the_container_config_runs_the_daemon_with_its_probes_answering(tmp_path: Path) -> None:
+    ds = by_kind(kustomize(KUBE), "DaemonSet")
+    container = ds["spec"]["template"]["spec"]["containers"][0]
+    probe_paths = {container[p]["httpGet"]["path"] for p in ("livenessProbe", "readinessProbe", "startupProbe")}
+    daemon = DaemonProcess(_container_setup(tmp_path))
+    try:
+        port = daemon.wait_ready()
+        daemon.wait_for_log(r"policy/policy\.yaml")  # the mounted policy is the one obeyed
+        deadline = time.monotonic() + 60
+        codes: Dict[str, int] = {}
+        while time.monotonic() < deadline:
+            codes = {path: _status_code(f"http://127.0.0.1:{port}{path}") for path in probe_paths}
+            if all(code == 200 for code in codes.values()):
+                break
+            time.sleep(0.5)
+        assert all(code == 200 for code in codes.values()), f"probe answers {codes}; log:\n{daemon.log}"
+        assert daemon.terminate() < 20
+        assert daemon.proc.returncode == 0
+    finally:
+        daemon.kill()
