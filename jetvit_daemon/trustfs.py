@@ -111,10 +111,10 @@ def _file_problems(shown: str, st: os.stat_result) -> List[str]:
     return problems
 
 
-def read_trusted(path: Path) -> bytes:
-    """The content of `path`, read only if no other non-root user could have written it or swapped it on the
-    way (directories and file checked; the bytes come from the descriptor that was checked). UntrustedPath
-    naming every problem; OSError when it cannot be read."""
+def read_trusted(path: Path, max_bytes: Optional[int] = None) -> bytes:
+    """The content of `path` (at most `max_bytes` of it), read only if no other non-root user could have
+    written it or swapped it on the way (directories and file checked; the bytes come from the descriptor that
+    was checked). UntrustedPath naming every problem; OSError when it cannot be read."""
     real, problems = resolve_checked(path)
     # O_NONBLOCK: a FIFO planted as the policy must not block the open; it is refused below.
     fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -126,11 +126,13 @@ def read_trusted(path: Path) -> bytes:
         if problems:
             raise UntrustedPath(" and ".join(problems))
         chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 16)
+        size = 0
+        while max_bytes is None or size < max_bytes:
+            chunk = os.read(fd, 1 << 16 if max_bytes is None else min(1 << 16, max_bytes - size))
             if not chunk:
                 break
             chunks.append(chunk)
+            size += len(chunk)
         return b"".join(chunks)
     finally:
         os.close(fd)

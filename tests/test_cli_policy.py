@@ -1,4 +1,6 @@
 import json
+import sys
+from pathlib import Path
 
 from jetvit_daemon.cli import main
 
@@ -48,3 +50,53 @@ def test_policy_schema_is_json_schema_of_every_field(capsys):
     assert {"ladder", "thermal", "slo", "power_budget", "dwell", "capacity", "stale_telemetry"} <= set(
         schema["properties"])
     assert "batch_wait_ms" in schema["$defs"]["LadderState"]["properties"]
+
+
+def test_ladder_out_of_order_fails_policy_check_naming_the_states_out_of_place(tmp_path, capsys):
+    """Issue 9 item 11: a reversed ladder passed `policy check` (+32% energy in `simulate`)."""
+    bad = tmp_path / "p.yaml"
+    bad.write_text("version: 1\nladder:\n  - {name: max, mode: MAXN_SUPER}\n  - {name: high, mode: 25W}\n"
+                   "  - {name: low, mode: 15W}\n  - {name: eco, mode: 15W, gpu_cap_mhz: 408}\n")
+    bad.chmod(0o644)
+    assert main(["policy", "check", str(bad), "--board", "orin-nano-super"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert (f"{bad}:4: ladder.1: 'high' (mode 25W, GPU ≤ 918 MHz, 6 CPU cores) is slower than ladder.0 'max' "
+            "(mode MAXN_SUPER, GPU ≤ 1020 MHz, 6 CPU cores) above it; the ladder runs from the slowest state to "
+            "the fastest") in out
+    assert any(line.startswith(f"{bad}:5: ladder.2: 'low' (mode 15W, GPU ≤ 612 MHz") for line in out)
+    assert any(line.startswith(f"{bad}:6: ladder.3: 'eco' (mode 15W, GPU ≤ 408 MHz") for line in out)
+    assert (f"{bad}:2: ladder: out of place: high, low, eco; ordered by GPU clock and online cores the ladder "
+            "would read eco < low < high < max") in out
+
+
+def test_one_state_out_of_place_is_named_alone(tmp_path, capsys):
+    bad = tmp_path / "p.yaml"
+    # A cap above the mode's own GPU maximum is lowered to it: 25W at "1020" runs at 918 MHz, below MAXN_SUPER.
+    bad.write_text("version: 1\nladder:\n  - {name: eco, mode: 15W, gpu_cap_mhz: 408}\n"
+                   "  - {name: max, mode: MAXN_SUPER}\n  - {name: high, mode: 25W, gpu_cap_mhz: 1020}\n")
+    bad.chmod(0o644)
+    assert main(["policy", "check", str(bad), "--board", "orin-nano-super"]) == 1
+    out = capsys.readouterr().out
+    assert "out of place: high;" in out and "eco < high < max" in out
+
+
+def test_states_of_equal_speed_in_any_order_are_in_order(tmp_path, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text("version: 1\nladder:\n  - {name: a, mode: 15W, batch_size: 8}\n"
+                    "  - {name: b, mode: 15W, batch_size: 2}\n  - {name: c, mode: 15W, gpu_cap_mhz: 612}\n")
+    path.chmod(0o644)
+    assert main(["policy", "check", str(path), "--board", "orin-nano-super"]) == 0, capsys.readouterr().out
+
+
+def test_policy_check_refuses_an_alias_bomb_and_a_directory_with_one_line(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).parent / "faults"))
+    from bad_inputs import ALIAS_BOMB
+
+    bomb = tmp_path / "p.yaml"
+    bomb.write_text(ALIAS_BOMB)
+    assert main(["policy", "check", str(bomb), "--board", "orin-nano-super"]) == 1
+    assert capsys.readouterr().out == f"{bomb}:2: alias *a refused: YAML aliases are not allowed in this file " \
+                                      "(write the value out where it is needed)\n"
+    assert main(["policy", "check", str(tmp_path), "--board", "orin-nano-super"]) == 1
+    assert capsys.readouterr().out == f"{tmp_path}: is a directory, not a file (give the path of the YAML file " \
+                                      "itself)\n"

@@ -45,3 +45,32 @@ def test_missing_file_is_a_clear_error(tmp_path):
     proc = run_cli(str(tmp_path / "none.log"))
     assert proc.returncode == 2
     assert "none.log: cannot read: No such file or directory" in proc.stderr
+
+
+def test_a_100_mb_line_costs_no_more_memory_than_a_short_one(tmp_path):
+    """Issue 9 item 3: `tegrastats parse` of a 100 MB line cost 2 GB. It is reported as one skipped line, read in
+    64 KiB pieces; the peak memory of the CLI (measured by a fresh parent, so only this child counts) stays
+    near its baseline."""
+    big = tmp_path / "big.txt"
+    with open(big, "w") as f:
+        f.write(LINE_29 + "\n")
+        chunk = "x" * (1 << 20)
+        for _ in range(100):
+            f.write(chunk)
+        f.write("\n" + LINE_29 + "\n")
+    measure = (
+        "import resource, subprocess, sys\n"
+        "p = subprocess.run([sys.executable, '-m', 'jetvit_daemon', 'tegrastats', 'parse', sys.argv[1]],\n"
+        "                   capture_output=True, text=True)\n"
+        "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.stdout.write(p.stdout)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", measure, str(big)], capture_output=True, text=True, timeout=120)
+    first, *objects = proc.stdout.splitlines()
+    code, maxrss_kib = (int(x) for x in first.split())
+    assert code == 1  # one bad line
+    parsed = [json.loads(line) for line in objects]
+    assert parsed[0]["board_power_mw"] == 12479 and parsed[2]["board_power_mw"] == 12479
+    assert parsed[1] == {"line": 2, "error": f"a line of {100 * (1 << 20) + 1} characters, longer than any "
+                                             "tegrastats line (at most 65536): skipped"}
+    assert maxrss_kib < 200 * 1024, f"peak RSS {maxrss_kib / 1024:.0f} MiB for a 100 MB line"

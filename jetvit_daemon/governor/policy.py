@@ -1,15 +1,25 @@
 """The power policy (policy.yaml, `version: 1`): what operators edit to trade frames per second against watts
 and degrees. Validated with pydantic; every field is documented in config/policy.yaml and docs/POLICY.md."""
 
+from collections import Counter
 from pathlib import Path
-from typing import List, Literal, Optional, Union
+from typing import Dict, List, Literal, Optional, Tuple, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jetvit_daemon.errors import PolicyError
-from jetvit_daemon.yamlfile import YamlProblem, load_yaml_model, parse_yaml_model
+from jetvit_daemon.yamlfile import (
+    PathKey,
+    YamlProblem,
+    check_size,
+    decode_text,
+    parse_yaml,
+    read_yaml_text,
+    validate_document,
+)
 
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "assets" / "policy.yaml"
+MAX_LADDER_STATES = 64
 
 
 class _Strict(BaseModel):
@@ -107,7 +117,10 @@ class StaleTelemetry(_Strict):
 class Policy(_Strict):
     version: Literal[1] = 1
     interval_s: float = Field(1.0, gt=0, le=60, description="governor tick")
-    ladder: List[LadderState] = Field(min_length=1, description="states ordered low → high")
+    # 64: more rungs than any board has modes × GPU table steps worth telling apart (Orin: 3-4 modes × ~8
+    # steps); a bound, so that a runaway file is refused by its length, not by the time its checks take.
+    ladder: List[LadderState] = Field(min_length=1, max_length=MAX_LADDER_STATES,
+                                      description="states ordered low → high")
     start_state: Optional[str] = Field(None, description="state at start; null: the highest")
     thermal: Thermal = Field(default_factory=Thermal)
     slo: Slo = Field(default_factory=Slo)
@@ -119,7 +132,7 @@ class Policy(_Strict):
     @model_validator(mode="after")
     def _names(self) -> "Policy":
         names = [s.name for s in self.ladder]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
         if duplicates:
             raise ValueError("ladder state names must be unique; repeated: {}".format(", ".join(duplicates)))
         for field, value in (("start_state", self.start_state), ("stale_telemetry.state", self.stale_telemetry.state)):
@@ -139,16 +152,37 @@ class Policy(_Strict):
         return self.index_of(self.stale_telemetry.state) if self.stale_telemetry.state else 0
 
 
-def load_policy(path: Path) -> Policy:
-    """Load and validate a policy file; PolicyError lists every problem with file, line and field."""
+def read_policy_text(path: Path) -> str:
+    """The policy file's text; PolicyError naming the file when it cannot be read as a YAML file (missing, a
+    directory, not UTF-8, too large)."""
     try:
-        return load_yaml_model(path, Policy)
+        return read_yaml_text(path)
     except YamlProblem as exc:
         raise PolicyError(str(exc)) from None
+
+
+def decode_policy(data: bytes, source: str) -> str:
+    """Policy bytes read already (e.g. from a checked descriptor) → text; PolicyError when too large or not
+    UTF-8, as for a file read here."""
+    try:
+        return decode_text(check_size(data, source), source)
+    except YamlProblem as exc:
+        raise PolicyError(str(exc)) from None
+
+
+def parse_policy_document(text: str, source: str) -> Tuple[Policy, Dict[PathKey, int]]:
+    """The policy in `text` and the line of each of its fields; PolicyError (and only that) otherwise."""
+    try:
+        doc = parse_yaml(text, source)
+        return validate_document(doc, source, Policy), doc.lines
+    except YamlProblem as exc:
+        raise PolicyError(str(exc)) from None
+
+
+def load_policy(path: Path) -> Policy:
+    """Load and validate a policy file; PolicyError lists every problem with file, line and field."""
+    return parse_policy(read_policy_text(path), str(path))
 
 
 def parse_policy(text: str, source: str) -> Policy:
-    try:
-        return parse_yaml_model(text, source, Policy)
-    except YamlProblem as exc:
-        raise PolicyError(str(exc)) from None
+    return parse_policy_document(text, source)[0]

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from jetvit_daemon.clock import Clock
 from jetvit_daemon.errors import TelemetryParseError
@@ -30,11 +30,14 @@ from jetvit_daemon.hardware.telemetry_thread import STALE_INTERVALS, ThreadedTel
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MAX_LINE_CHARS",
     "CpuCore",
+    "OverlongLine",
     "Rail",
     "TegrastatsReader",
     "TegrastatsReading",
     "board_power_from_rails",
+    "bounded_lines",
     "is_sensor_off_c",
     "parse_line",
     "parse_lines",
@@ -413,10 +416,45 @@ def _mb_bytes(mb: Optional[int]) -> Optional[int]:
     return mb * 1024 * 1024 if mb is not None else None
 
 
-def parse_lines(lines: Iterable[str]) -> Iterator[Dict[str, Any]]:
+# The longest real tegrastats line (AGX Orin, every rail and sensor, jetson-reference/tegrastats) is ~600
+# characters; a "line" of more than 64 KiB is not one, and is not kept in memory to find that out.
+MAX_LINE_CHARS = 64 * 1024
+
+
+@dataclass(frozen=True)
+class OverlongLine:
+    """A line longer than MAX_LINE_CHARS, skipped unread: how long it was (at least)."""
+
+    chars: int
+
+
+def bounded_lines(stream: IO[str], max_chars: int = MAX_LINE_CHARS) -> Iterator[Union[str, OverlongLine]]:
+    """The stream's lines, each at most `max_chars` long; a longer one is consumed in `max_chars` pieces and
+    stands as one OverlongLine, so a 100 MB line costs 64 KiB of memory, not gigabytes."""
+    while True:
+        line = stream.readline(max_chars + 1)
+        if not line:
+            return
+        if len(line) <= max_chars or line.endswith("\n"):
+            yield line
+            continue
+        total = len(line)
+        while not line.endswith("\n"):
+            line = stream.readline(max_chars)
+            if not line:
+                break
+            total += len(line)
+        yield OverlongLine(total)
+
+
+def parse_lines(lines: Iterable[Union[str, OverlongLine]]) -> Iterator[Dict[str, Any]]:
     """JSON objects for `jetvit-daemon tegrastats parse`: one per non-blank line, and for a line that is not
     tegrastats `{"line": <1-based number>, "error": "<message>"}`. Blank lines are skipped but counted."""
     for number, line in enumerate(lines, start=1):
+        if isinstance(line, OverlongLine):
+            yield {"line": number, "error": f"a line of {line.chars} characters, longer than any tegrastats line "
+                                            f"(at most {MAX_LINE_CHARS}): skipped"}
+            continue
         if not line.strip():
             continue
         try:
@@ -429,7 +467,7 @@ def parse_lines(lines: Iterable[str]) -> Iterator[Dict[str, Any]]:
 
 _GARBAGE_RUN = 3  # this many unparseable lines in a row: the child is not printing tegrastats, restart it
 _POLL_S = 0.1  # longest a select() blocks, so stop() is noticed within it
-_MAX_LINE_BYTES = 64 * 1024  # a "line" longer than this without a newline is garbage, not a reading
+_MAX_LINE_BYTES = MAX_LINE_CHARS  # a "line" longer than this without a newline is garbage, not a reading
 _TERM_WAIT_S = 0.5  # grace between SIGTERM and SIGKILL for the child
 
 
@@ -510,7 +548,7 @@ class TegrastatsReader(ThreadedTelemetry):
         # Normally the worker has already killed its child; this covers a worker stuck elsewhere.
         with self._lock:
             proc = self._proc
-        if proc is not None and (thread is None or thread.is_alive()):
+        if proc is not None and (thread is None or thread.alive):
             _end_child(proc)
 
     # -- worker --
@@ -529,9 +567,9 @@ class TegrastatsReader(ThreadedTelemetry):
         try:
             self._loop()
         except Exception as exc:
-            self.failure = exc
-            log.exception("tegrastats reader died")
+            # Reported, then escaped: the WorkerThread logs the traceback and the supervisor stops the daemon.
             self._emit("worker_died", f"tegrastats reader died: {exc!r}")
+            raise
         finally:
             with self._lock:
                 proc, self._proc = self._proc, None
@@ -582,6 +620,7 @@ class TegrastatsReader(ThreadedTelemetry):
             if remaining <= 0:
                 return
             self._stop.wait(min(remaining, self._interval_s, _POLL_S * 5))
+            self._beat()
             self._check_stale()
 
     def _read_child(self, proc: StreamingProcess) -> Tuple[str, bool]:
@@ -595,6 +634,7 @@ class TegrastatsReader(ThreadedTelemetry):
         spawned_at = self._clock.monotonic()
         last_good_at: Optional[float] = None
         while not self._stop.is_set():
+            self._beat()
             try:
                 ready, _, _ = select.select([fd], [], [], min(_POLL_S, self._interval_s))
             except (OSError, ValueError) as exc:

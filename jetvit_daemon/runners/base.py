@@ -10,7 +10,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from jetvit_daemon.errors import EngineError
-from jetvit_daemon.runners.manifest import InputSpec, Manifest
+from jetvit_daemon.runners.manifest import InputSpec, Manifest, check_model_file
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ def choose_runner_name(name: str, model_path: Path) -> str:
 
 def create_runner(name: str, model_path: Path, options: Optional[Mapping[str, Any]] = None) -> Runner:
     """Load `model_path` with the named runner (`auto` picks by file type)."""
+    check_model_file(Path(model_path))  # before anything else: "no such model file" beats any later symptom
     chosen = choose_runner_name(name, model_path)
     module_name, _, class_name = RUNNERS[chosen].partition(":")
     try:

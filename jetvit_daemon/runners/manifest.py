@@ -8,12 +8,12 @@ it, and what it was built for. `<model>.onnx` / `<model>.engine` is described by
 
 import json
 from pathlib import Path
-from typing import List, Literal, Optional, Tuple
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jetvit_daemon.errors import EngineError
+from jetvit_daemon.yamlfile import YamlProblem, parse_yaml, read_yaml_text
 
 # Looked for in this order next to the model.
 MANIFEST_SUFFIXES = (".manifest.json", ".manifest.yaml", ".manifest.yml")
@@ -164,22 +164,40 @@ def manifest_path_for(model_path: Path) -> Path:
     return model_path.with_name(model_path.stem + MANIFEST_SUFFIXES[0])
 
 
+MODEL_SUFFIXES = (".onnx", ".engine", ".plan", ".trt")
+
+
+def check_model_file(model_path: Path) -> None:
+    """EngineError saying exactly what is wrong when `model_path` is not a model file: missing (and whether
+    its directory exists), or a directory (listing the model files inside)."""
+    if model_path.is_dir():
+        inside = sorted(p.name for p in model_path.iterdir() if p.suffix in MODEL_SUFFIXES)[:5]
+        hint = ("model files in it: " + ", ".join(inside)) if inside else \
+            f"it holds no model file ({', '.join(MODEL_SUFFIXES)})"
+        raise EngineError(f"{model_path}: is a directory, not a model file; give the model file itself "
+                          f"(runner.model in daemon.yaml or --model); {hint}")
+    if not model_path.exists():
+        where = "" if model_path.parent.is_dir() else f"; its directory {model_path.parent} does not exist either"
+        raise EngineError(f"{model_path}: no such model file{where} (runner.model in daemon.yaml or --model)")
+
+
 def load_manifest(model_path: Path) -> Manifest:
-    """Load the manifest next to `model_path`, with errors that name the file and the field."""
+    """Load the manifest next to `model_path`, with errors that name the file and the field. Whatever the file
+    holds, raises nothing but EngineError (the bounds of jetvit_daemon/yamlfile.py apply to .json too)."""
+    model_path = Path(model_path)
     path = manifest_path_for(model_path)
+    if not path.exists() and (model_path.is_dir() or not model_path.exists()):
+        check_model_file(model_path)  # the model itself is what is missing: say that, not "no manifest"
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EngineError(
-            f"{model_path}: no manifest next to the model (expected {path.name}); `jetvit-daemon engine export` "
-            "and `engine build` write one, docs/ENGINES.md describes its fields"
-        ) from None
-    except OSError as exc:
-        raise EngineError(f"{path}: cannot read manifest: {exc}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise EngineError(f"{path}: cannot parse manifest: {exc}") from None
+        text = read_yaml_text(path)
+    except YamlProblem as exc:
+        if not path.exists():
+            raise EngineError(
+                f"{model_path}: no manifest next to the model (expected {path.name}); `jetvit-daemon engine export` "
+                "and `engine build` write one, docs/ENGINES.md describes its fields"
+            ) from None
+        raise EngineError(f"cannot read manifest: {exc}") from None
+    data = _parse_manifest(text, path)
     if not isinstance(data, dict):
         raise EngineError(f"{path}: a manifest is a mapping of fields, got {type(data).__name__}")
     try:
@@ -189,6 +207,32 @@ def load_manifest(model_path: Path) -> Manifest:
             "{}: {}".format(".".join(str(p) for p in err["loc"]) or "(top)", err["msg"]) for err in exc.errors()
         )
         raise EngineError(f"{path}: invalid manifest: {problems}") from None
+    except (RecursionError, MemoryError):
+        raise EngineError(f"{path}: invalid manifest: too large or too deeply nested") from None
+
+
+def _parse_manifest(text: str, path: Path) -> Any:
+    """JSON for .json (duplicate keys refused, as in YAML), the bounded YAML loader otherwise."""
+    if path.suffix != ".json":
+        try:
+            return parse_yaml(text, str(path)).data
+        except YamlProblem as exc:
+            raise EngineError(f"cannot parse manifest: {exc}") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except ValueError as exc:  # JSONDecodeError, and a duplicate key
+        raise EngineError(f"{path}: cannot parse manifest: {exc}") from None
+    except (RecursionError, MemoryError):
+        raise EngineError(f"{path}: cannot parse manifest: too deeply nested") from None
+
+
+def _no_duplicate_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}: keep one of them")
+        out[key] = value
+    return out
 
 
 def write_manifest(model_path: Path, manifest: Manifest) -> Path:

@@ -30,6 +30,7 @@ from jetvit_daemon.governor.policy import Policy, load_policy
 from jetvit_daemon.hardware.base import GpuFreqState, Platform, PowerMode, TelemetrySample
 from jetvit_daemon.hardware.nvpmodel import ConfMode, NvpmodelConf, reboot_reason
 from jetvit_daemon.hardware.sensors import thermal_name
+from jetvit_daemon.hardware.telemetry_thread import STALE_INTERVALS
 from jetvit_daemon.pipeline.pipeline import RECENT_S
 from jetvit_daemon.sim.board import BoardPhysics
 from jetvit_daemon.sim.boards import get_profile, load_conf, snap_down_hz
@@ -51,8 +52,9 @@ class OfflinePlatform(Platform):
     """The simulated board in-process, for the offline simulator. One thread (the simulation loop)."""
 
     def __init__(self, physics: BoardPhysics, conf: NvpmodelConf, description: str,
-                 boot_mode: Optional[str] = None) -> None:
+                 boot_mode: Optional[str] = None, clock: Optional[ManualClock] = None) -> None:
         self.description = description
+        self._now_s = (clock or ManualClock(start_s=0.0)).monotonic
         self.physics = physics
         self.conf = conf
         booted = conf.mode_by_name(boot_mode) if boot_mode is not None else conf.default_mode
@@ -67,7 +69,7 @@ class OfflinePlatform(Platform):
     def start(self) -> None:
         pass
 
-    def stop(self, restore: bool = True) -> None:
+    def stop(self, restore: bool = True, timeout_s: Optional[float] = None) -> None:
         pass
 
     def publish(self, sample: TelemetrySample) -> None:
@@ -75,6 +77,11 @@ class OfflinePlatform(Platform):
 
     def latest_telemetry(self) -> Optional[TelemetrySample]:
         return self._sample
+
+    def telemetry_stale(self) -> bool:
+        # The readers' rule (hardware/telemetry_thread.py), on the simulation's virtual clock.
+        sample = self._sample
+        return sample is None or self._now_s() - sample.t_mono_s > STALE_INTERVALS * TELEMETRY_INTERVAL_S
 
     def power_modes(self) -> Sequence[PowerMode]:
         return self.conf.power_modes
@@ -141,8 +148,7 @@ class PolicyController(Controller):
         self.governor: Optional[Governor] = None
 
     def start(self, platform: OfflinePlatform, set_batch: Callable[[int, Optional[float]], int]) -> None:
-        self.governor = Governor(platform, self.policy, self._view, set_batch, self._clock,
-                                 telemetry_max_age_s=3 * TELEMETRY_INTERVAL_S + 0.5)
+        self.governor = Governor(platform, self.policy, self._view, set_batch, self._clock)
 
     def tick(self) -> None:
         assert self.governor is not None
@@ -309,8 +315,8 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
     if boot_mode is not None and conf.mode_by_name(boot_mode) is None:
         raise ConfigError(f"static:{boot_mode}: no such power mode on {profile.name} "
                           f"(have: {', '.join(m.name for m in conf.modes)})")
-    platform = OfflinePlatform(physics, conf, f"simulated {profile.long_name}", boot_mode)
     clock = ManualClock(start_s=0.0, wall_offset_s=0.0)
+    platform = OfflinePlatform(physics, conf, f"simulated {profile.long_name}", boot_mode, clock)
     rng = np.random.default_rng(seed)
     cameras = [_Camera(g.fps, g.activity, rng) for g in scenario.cameras for _ in range(g.count)]
     duration = scenario.duration_s if duration_s is None else duration_s
@@ -464,6 +470,7 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
         "mode_switches": platform.mode_switches,
         "gpu_cap_changes": platform.cap_changes,
         "power_budget_w": budget_w,
+        "throttle_trip_c": physics.throttle_trip_c,
         "budget_exceeded_s": budget_exceeded_s if budget_w is not None else None,
     }
     return SimResult(summary=summary, timeline=rows)
@@ -503,12 +510,20 @@ def plot_timeline(result: SimResult, path: Path) -> Optional[Path]:
     if not rows:
         return None
     t = [r["t_s"] / 60.0 for r in rows]
-    panels = [("temp_c", "°C"), ("power_w", "W"), ("gpu_cap_mhz", "GPU cap MHz"), ("batch_size", "batch"),
-              ("fps_processed", "frames/s")]
-    fig, axes = plt.subplots(len(panels) + 1, 1, figsize=(10, 12), sharex=True)
+    s = result.summary
+    panels = [("temp_c", "°C"), ("power_w", "W"), ("latency_p95_ms", "latency p95 ms"), ("gpu_cap_mhz", "GPU cap MHz"),
+              ("batch_size", "batch"), ("fps_processed", "frames/s")]
+    fig, axes = plt.subplots(len(panels) + 1, 1, figsize=(10, 14), sharex=True)
     for ax, (key, label) in zip(axes, panels):
-        ax.plot(t, [r[key] for r in rows], lw=0.8)
+        ax.plot(t, [r[key] if r[key] is not None else float("nan") for r in rows], lw=0.8)
         ax.set_ylabel(label)
+    # The lines each curve is judged against: the thermal trip where the board throttles, the budget, the SLO.
+    references = ((0, s.get("throttle_trip_c"), "passive trip (throttling)"), (1, s.get("power_budget_w"), "budget"),
+                  (2, s.get("slo_target_ms"), "SLO p95 target"))
+    for index, value, label in references:
+        if value is not None:
+            axes[index].axhline(value, color="tab:red", lw=0.8, ls="--", label=label)
+            axes[index].legend(loc="upper right")
     axes[-2].plot(t, [r["fps_offered"] for r in rows], lw=0.6, alpha=0.6, label="offered")
     axes[-2].legend(loc="upper right")
     modes = sorted({r["mode"] for r in rows})
@@ -517,7 +532,6 @@ def plot_timeline(result: SimResult, path: Path) -> Optional[Path]:
     axes[-1].set_yticklabels(modes)
     axes[-1].set_ylabel("mode")
     axes[-1].set_xlabel("minutes")
-    s = result.summary
     fig.suptitle(f"{s['controller']} on {s['board']}, scenario {s['scenario']}")
     fig.tight_layout()
     fig.savefig(path, dpi=80)

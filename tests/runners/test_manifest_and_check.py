@@ -7,6 +7,7 @@ import pytest
 
 from jetvit_daemon.config import DEFAULT_MODEL
 from jetvit_daemon.errors import EngineError
+from jetvit_daemon.runners.base import create_runner
 from jetvit_daemon.runners.engine_check import (
     SystemFacts,
     engine_mismatches,
@@ -53,6 +54,7 @@ def test_invalid_manifest_names_the_field(tmp_path, change, message):
 
 
 def test_missing_or_unparsable_manifest(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"onnx")
     with pytest.raises(EngineError, match=r"no manifest next to the model \(expected m.manifest.json\)"):
         load_manifest(tmp_path / "m.onnx")
     (tmp_path / "m.manifest.json").write_text('{"model_name": ')
@@ -102,3 +104,38 @@ def test_rebuild_command_from_the_manifest_when_none_was_recorded():
     qdq = manifest.model_copy(update={"precision_source": PrecisionSource(
         method="qdq", calibration_images=256, calibration_method="entropy", per_channel=True)})
     assert rebuild_command(Path("/opt/models/digits_int8.engine"), qdq).endswith("--dla-core 1")
+
+
+def test_missing_model_says_the_model_is_missing_not_its_manifest(tmp_path):
+    """Issue 9 item 14: a missing model was reported as "no manifest next to the model"."""
+    with pytest.raises(EngineError, match=r"m.onnx: no such model file \(runner.model"):
+        load_manifest(tmp_path / "m.onnx")
+    with pytest.raises(EngineError, match=r"nowhere/m.onnx: no such model file; its directory .*nowhere does not"):
+        load_manifest(tmp_path / "nowhere" / "m.onnx")
+    with pytest.raises(EngineError, match=r"no such model file"):
+        create_runner("auto", tmp_path / "m.onnx")
+
+
+def test_directory_given_as_the_model_says_so_and_lists_the_models_inside(tmp_path):
+    """Issue 9 item 14: a directory as the model was reported as "no manifest next to the model"."""
+    models = tmp_path / "models"
+    models.mkdir()
+    with pytest.raises(EngineError, match=r"models: is a directory, not a model file; .*holds no model file"):
+        load_manifest(models)
+    (models / "vit.onnx").write_bytes(b"onnx")
+    with pytest.raises(EngineError, match=r"models: is a directory, not a model file; .*model files in it: vit.onnx"):
+        create_runner("auto", models)
+
+
+def test_manifest_with_a_duplicate_key_or_deep_nesting_is_an_engine_error(tmp_path):
+    """Issue 9 items 3 and 13 for manifests: duplicate keys refused, nesting bounded, only EngineError."""
+    (tmp_path / "m.manifest.json").write_text('{"model_name": "a", "model_name": "b"}')
+    with pytest.raises(EngineError, match="duplicate key 'model_name'"):
+        load_manifest(tmp_path / "m.onnx")
+    (tmp_path / "m.manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(EngineError, match=r"m.manifest.json: cannot parse manifest: too deeply nested"):
+        load_manifest(tmp_path / "m.onnx")
+    (tmp_path / "m.manifest.json").unlink()
+    (tmp_path / "m.manifest.yaml").write_text("model_name: a\nframework: onnx\nmodel_name: b\n")
+    with pytest.raises(EngineError, match=r"m.manifest.yaml:3: duplicate key 'model_name' \(first at line 1"):
+        load_manifest(tmp_path / "m.onnx")
