@@ -38,7 +38,10 @@ from jetvit_daemon.sim.scenario import Scenario
 
 BASELINE_BATCH = 4  # the static and threshold baselines' fixed batch size
 THRESHOLD_EVERY_S = 5.0  # the threshold script's period
-QUEUE_SIZE = 64  # the daemon's default pipeline.queue_size
+# One shared 64-frame FIFO (the daemon's queue before per-source slots). The daemon now keeps one frame per live
+# camera (docs/SOURCES.md), so under overload it drops sooner and queues less than this model: the model's
+# latency under overload is pessimistic, its drop counts optimistic. Kept so recorded policy results compare.
+QUEUE_SIZE = 64
 MAX_BATCH_WAIT_S = 0.02  # the daemon's default pipeline.max_batch_wait_ms
 STATS_WINDOW_S = 10.0  # the daemon's default pipeline.stats_window_s
 TELEMETRY_INTERVAL_S = 1.0  # the daemon's default telemetry.interval_s

@@ -75,7 +75,6 @@ def test_stats_reflect_rates_latency_and_batching():
     # in its slot, or in the batch being inferred (at most one batch of 4, plus one read racing the snapshot).
     unaccounted = stats.frames_in_total - (stats.frames_out_total + stats.frames_dropped_total + stats.queue_depth)
     assert 0 <= unaccounted <= 5
-    assert stats.frames_dropped_total <= 0.2 * stats.frames_in_total
     assert stats.latency_p50_s is not None and stats.latency_p95_s is not None
     assert 0 < stats.latency_p50_s <= stats.latency_p95_s < 1.0
     assert stats.infer_p50_s is not None and 0 < stats.busy_fraction < 1

