@@ -54,3 +54,30 @@ def test_the_simulator_board_names_are_the_simulated_profiles():
     from jetvit_daemon.sim.boards import PROFILES
 
     assert set(BOARD_NAMES) == set(PROFILES)
+
+
+def test_old_sources_form_still_loads_and_means_synthetic(tmp_path):
+    (tmp_path / "d.yaml").write_text("sources:\n  - type: synthetic\n    count: 2\n    fps: 15\n    width: 320\n"
+                                     "    height: 240\npipeline: {queue_size: 64}\n")
+    cfg = load_config(tmp_path / "d.yaml")
+    src = cfg.sources[0]
+    assert (src.uri, src.type, src.count, src.fps, src.width) == ("synthetic://", "synthetic", 2, 15, 320)
+    assert cfg.pipeline.queue_size == 64  # accepted (and ignored, with a note in the log)
+
+
+def test_camera_uris_are_validated_with_line_field_and_no_password(tmp_path):
+    bad = tmp_path / "d.yaml"
+    bad.write_text("sources:\n  - uri: synthetic://\n  - uri: http://admin:hunter2@cam/live\n"
+                   "  - uri: file://clips/a.mp4\n    count: 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    text = str(info.value)
+    assert "hunter2" not in text
+    assert f"{bad}:3: sources.1.uri: Value error, 'http://admin:***@cam/live': unknown scheme 'http'" in text
+    assert f"{bad}:4: sources.2: Value error, count is for synthetic:// only" in text
+
+
+def test_relative_file_uris_resolve_against_the_config_file(tmp_path):
+    (tmp_path / "d.yaml").write_text("sources:\n  - uri: file://clips/a.mp4\n  - uri: file:///abs/b.mp4\n")
+    cfg = load_config(tmp_path / "d.yaml")
+    assert [s.uri for s in cfg.sources] == [f"file://{tmp_path}/clips/a.mp4", "file:///abs/b.mp4"]

@@ -83,26 +83,27 @@ def _label(text: str) -> str:
 
 
 def parse_uri(text: str) -> SourceUri:
-    """Parse one source URI; ValueError says what is wrong and what would be valid."""
+    """Parse one source URI; ValueError says what is wrong and what would be valid (never the password)."""
+    shown = _strip_credentials(text)
     scheme, sep, rest = text.partition("://")
     if not sep:
-        raise ValueError(f"{text!r} is not a source URI; write one of " + ", ".join(f"{s}://..." for s in SCHEMES))
+        raise ValueError(f"{shown!r} is not a source URI; write one of " + ", ".join(f"{s}://..." for s in SCHEMES))
     scheme = scheme.lower()
     if scheme == "csi":
         if not rest.isdigit():
-            raise ValueError(f"{text!r}: a CSI URI names the sensor id, e.g. csi://0")
+            raise ValueError(f"{shown!r}: a CSI URI names the sensor id, e.g. csi://0")
         return SourceUri("csi", str(int(rest)))
     if scheme == "v4l2":
         if rest.isdigit():
             rest = f"/dev/video{rest}"
         if not rest.startswith("/dev/"):
-            raise ValueError(f"{text!r}: a V4L2 URI names a device, e.g. v4l2:///dev/video0 or (stable across "
+            raise ValueError(f"{shown!r}: a V4L2 URI names a device, e.g. v4l2:///dev/video0 or (stable across "
                              "replugs) v4l2:///dev/v4l/by-id/usb-...-video-index0")
         return SourceUri("v4l2", rest)
     if scheme == "rtsp" or scheme == "rtsps":
         parts = urllib.parse.urlsplit(text)
         if not parts.hostname:
-            raise ValueError(f"{_strip_credentials(text)!r}: an RTSP URI needs a host, e.g. rtsp://host:554/stream")
+            raise ValueError(f"{shown!r}: an RTSP URI needs a host, e.g. rtsp://host:554/stream")
         netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
         if parts.port is not None:
             netloc += f":{parts.port}"
@@ -112,12 +113,12 @@ def parse_uri(text: str) -> SourceUri:
         return SourceUri("rtsp", clean, user, password)
     if scheme == "file":
         if not rest:
-            raise ValueError(f"{text!r}: a file URI names a path, e.g. file:///data/video.mp4 or file://images/*.jpg")
+            raise ValueError(f"{shown!r}: a file URI names a path, e.g. file:///data/video.mp4 or file://images/*.jpg")
         return SourceUri("file", rest)
     if scheme == "synthetic":
         return SourceUri("synthetic", "")
-    raise ValueError(f"{text!r}: unknown scheme {scheme!r}; valid: " + ", ".join(f"{s}://" for s in SCHEMES))
+    raise ValueError(f"{shown!r}: unknown scheme {scheme!r}; valid: " + ", ".join(f"{s}://" for s in SCHEMES))
 
 
 def _strip_credentials(text: str) -> str:
-    return re.sub(r"//[^/@]*@", "//***@", text)
+    return re.sub(r"//([^/:@]*):[^/@]*@", r"//\1:***@", text)

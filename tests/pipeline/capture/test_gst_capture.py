@@ -144,3 +144,23 @@ def gst_children(needle: str):
                 and ") Z " not in stat:
             out.append(int(pid))
     return out
+
+
+def test_a_failed_source_is_retried_slowly_and_comes_back_when_its_file_appears(digit_video, env, tmp_path):
+    # The same path a replugged USB camera takes: permanent error → failed → retried every failed_retry_s.
+    path, truth = digit_video
+    later = tmp_path / "later.mp4"
+    configs = [SourceConfig(uri=f"file://{later}", name="later", pace="fast", failed_retry_s=1.0)]
+    sups = build_supervisors(configs, SystemClock(), T32, env)
+    pipe, sink = make_pipeline(sups)
+    pipe.start()
+    try:
+        assert wait_until(lambda: sups[0].state == SourceState.FAILED)
+        partial = tmp_path / "later.part"
+        partial.write_bytes(path.read_bytes())
+        partial.rename(later)  # appears whole, as a camera does
+        assert wait_until(lambda: sups[0].state == SourceState.ENDED)
+        assert wait_until(lambda: len(sink.results()) == len(truth))
+    finally:
+        pipe.stop()
+    assert [h[0] for h in sups[0].status().history][:2] == ["starting", "failed"]
