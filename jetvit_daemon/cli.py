@@ -24,6 +24,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     setup_logging(config.log_level, config.log_format)
+    # systemd's watchdog ends a wedged daemon with SIGABRT (WatchdogSignal=): dump every thread's stack to
+    # stderr (the journal) first, so the hang can be located.
+    import faulthandler
+
+    faulthandler.enable(file=sys.stderr, all_threads=True)
     log.info("jetvit-daemon %s starting (config: %s)", __version__, args.config or "built-in defaults")
     daemon = Daemon(config, policy_path=args.policy, duration_s=args.duration)
     return daemon.run()

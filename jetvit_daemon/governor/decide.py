@@ -97,6 +97,10 @@ def initial_memory(policy: Policy, now_s: float) -> Memory:
     return Memory(index=policy.start_index, entered_s=now_s, learned=tuple(Learned() for _ in policy.ladder))
 
 
+# Every rule a state change can name (Decision.rule of a move); "hold" is no change.
+RULES = ("stale", "critical", "hot", "budget", "slo", "headroom")
+
+
 def _move(policy: Policy, memory: Memory, index: int, rule: str, reason: str, now_s: float) -> Decision:
     new = replace(memory, index=index, entered_s=now_s, up_since_s=None, down_since_s=None)
     verb = "step up" if index > memory.index else "step down"

@@ -23,6 +23,7 @@ from jetvit_daemon.governor.policy_check import BoardFacts, load_checked
 from jetvit_daemon.governor.reload import PolicyWatcher, read_policy
 from jetvit_daemon.hardware.base import Platform, TelemetrySource
 from jetvit_daemon.hardware.commands import CommandRunner, SubprocessRunner
+from jetvit_daemon.hardware.energy import BoardMeter
 from jetvit_daemon.hardware.jetson import JetsonPlatform
 from jetvit_daemon.hardware.probe import InstanceLock, acquire_instance_lock
 from jetvit_daemon.hardware.sysfs import SysfsTree
@@ -38,6 +39,12 @@ from jetvit_daemon.runners.base import Runner, create_runner
 from jetvit_daemon.runners.manifest import load_labels
 from jetvit_daemon.runners.paced import PacedRunner
 from jetvit_daemon.service.board import BoardAccess, close_board, open_board
+from jetvit_daemon.service.board_meter import (
+    BoardMeterCollector,
+    BoardMeterLoop,
+    PolicyTargetsCollector,
+    board_trips,
+)
 from jetvit_daemon.service.http import HttpServer
 from jetvit_daemon.service.metrics import Metrics
 from jetvit_daemon.service.notify import SystemdNotifier
@@ -139,6 +146,18 @@ class Daemon:
         from jetvit_daemon.hardware.jtop_source import JtopTelemetry
 
         return JtopTelemetry(self.clock, interval_s=cfg.interval_s, on_event=self._telemetry_event)
+
+    def _build_board_meter(self) -> BoardMeterLoop:
+        """Energy, throttling and the telemetry gauges beyond the board collector's (service/board_meter.py)."""
+        assert self.board is not None and self.platform is not None and self.governor is not None
+        governor, platform = self.governor, self.platform
+        meter = BoardMeter(board_trips(self.board.tree, self.clock))
+        loop = BoardMeterLoop(meter, platform.latest_telemetry, self._busy_fraction,
+                              lambda: governor.status()["mode"], lambda: governor.status()["gpu_cap_hz"],
+                              self.config.telemetry.interval_s)
+        self.metrics.registry.register(BoardMeterCollector(meter, platform.latest_telemetry))
+        self.metrics.registry.register(PolicyTargetsCollector(lambda: governor.policy))
+        return loop
 
     def _telemetry_event(self, kind: str, message: str) -> None:
         if kind == "telemetry_recovered":
@@ -245,6 +264,7 @@ class Daemon:
         self.metrics.registry.register(SourcesCollector(self.pipeline.source_statuses))
         self.metrics.registry.register(SinkCollector(self.sinks))
         self.metrics.add_board(self.platform.latest_telemetry, self.clock.monotonic, telemetry_max_age_s)
+        meter_loop = self._build_board_meter()
         routes = results_routes(cfg.sinks, self.sinks, self.pipeline.last_frame, lambda: self.pipeline.source_names
                                 if self.pipeline is not None else [])
         self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics.registry, self.health, self.status,
@@ -255,9 +275,12 @@ class Daemon:
         self._started.append("pipeline")
         gov = WorkerThread("governor", self.governor.body, self._on_worker_death)
         watch = WorkerThread("policy-watch", self.watcher.body, self._on_worker_death)
-        self.workers = [*self.pipeline.workers, gov, watch]
+        meter = WorkerThread("board-meter", meter_loop.body, self._on_worker_death)
+        self.workers = [*self.pipeline.workers, gov, watch, meter]
         gov.start()
         watch.start()
+        meter.start()
+        self.metrics.declare_components([w.name for w in self.workers] + ["telemetry", "inference"])
         self._started.append("governor")
         self.http.start()
         self._started.append("http")

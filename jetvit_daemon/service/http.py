@@ -7,7 +7,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, Optional, Protocol, Sequence, Tuple
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+
+from jetvit_daemon.service.exposition import render_metrics
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,9 @@ def _make_handler(
                 if any(r.handle(self, path, query) for r in routes):
                     return
                 if path == "/metrics":
-                    self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+                    payload, headers = render_metrics(registry, self.headers.get("Accept"),
+                                                      self.headers.get("Accept-Encoding"))
+                    self._send(200, headers.pop("Content-Type"), payload, headers)
                 elif path == "/healthz":
                     ok, details = health()
                     body = dict(details, status="ok" if ok else "unhealthy")
@@ -82,9 +86,11 @@ def _make_handler(
                 log.error("HTTP %s failed", path, exc_info=True)
                 self._send(500, "text/plain", b"internal error\n")
 
-        def _send(self, code: int, content_type: str, body: bytes) -> None:
+        def _send(self, code: int, content_type: str, body: bytes, extra: Optional[Dict[str, str]] = None) -> None:
             self.send_response(code)
             self.send_header("Content-Type", content_type)
+            for key, value in (extra or {}).items():
+                self.send_header(key, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

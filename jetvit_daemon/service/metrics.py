@@ -8,11 +8,12 @@ views, so the hot path (per frame) only feeds the two latency histograms.
 import threading
 from typing import Callable, Iterable, List, Optional, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from jetvit_daemon import __version__
+from jetvit_daemon.governor.decide import RULES
 from jetvit_daemon.governor.policy import LadderState
 from jetvit_daemon.hardware.base import TelemetrySample
 from jetvit_daemon.pipeline.frames import Result
@@ -41,21 +42,11 @@ class _PipelineCollector(Collector):
         for name, doc, gvalue in (
             ("jetvit_pipeline_queue_depth_frames", "Frames waiting for inference", s.queue_depth),
             ("jetvit_pipeline_batch_size_frames", "Current target batch size", s.batch_size),
-            ("jetvit_pipeline_arrival_rate_fps", "Frames per second arriving (stats window)", s.arrival_fps),
-            ("jetvit_pipeline_processed_rate_fps", "Frames per second processed (stats window)", s.processed_fps),
             ("jetvit_pipeline_busy_ratio", "Share of time spent inside inference (stats window)", s.busy_fraction),
         ):
             g = GaugeMetricFamily(name, doc)
             g.add_metric([], gvalue)
             yield g
-        for name, doc, value_s in (
-            ("jetvit_pipeline_latency_p95_seconds", "Capture-to-result latency p95 (stats window)", s.latency_p95_s),
-            ("jetvit_inference_latency_p95_seconds", "Per-batch inference latency p95 (stats window)", s.infer_p95_s),
-        ):
-            if value_s is not None:
-                g = GaugeMetricFamily(name, doc)
-                g.add_metric([], value_s)
-                yield g
 
 
 class _BoardCollector(Collector):
@@ -130,6 +121,11 @@ class Metrics:
                                         "else (then re-applied), by knob", ["knob"], registry=r)
         for knob in ("power_mode", "gpu_cap"):
             self.external_changes.labels(knob=knob)  # exists at 0 from the start
+        self.reload_results = ("ok", "error")
+        for result in self.reload_results:
+            self.policy_reloads.labels(result=result)  # exists at 0, so increase() alerts see the first refusal
+        # The daemon's own process_* series (CPU, RSS, fds, start time), from the library's collector.
+        ProcessCollector(registry=r)
         self._lock = threading.Lock()
         self._known_modes: List[str] = []
         self._known_states: List[str] = []
@@ -140,6 +136,17 @@ class Metrics:
     def add_board(self, telemetry: Callable[[], Optional[TelemetrySample]], now_s: Callable[[], float],
                   max_age_s: float) -> None:
         self.registry.register(_BoardCollector(telemetry, now_s, max_age_s))
+
+    def declare_components(self, components: Sequence[str]) -> None:
+        """Every component that can count an error, and every decision rule and actuation, at 0 from the start."""
+        for component in components:
+            self.errors.labels(component=component)
+        for rule in RULES:
+            self.decisions.labels(rule=rule)
+        for knob, results in (("power_mode", ("ok", "error")), ("gpu_cap", ("ok", "error")), ("batch_size", ("ok",)),
+                              ("verify", ("error",)), ("tick", ("error",))):
+            for result in results:
+                self.actuations.labels(knob=knob, result=result)
 
     def declare_modes(self, modes: Sequence[str]) -> None:
         with self._lock:

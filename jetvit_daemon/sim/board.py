@@ -61,6 +61,7 @@ class BoardState:
     throttled: bool
     throttled_time_s: float
     throttle_events: int
+    energy_j: float = 0.0  # input energy since the physics started: the ground truth for the energy metrics
 
 
 def cpu_freq_ratio(profile: BoardProfile, conf: NvpmodelConf, mode: ConfMode) -> float:
@@ -157,6 +158,7 @@ class BoardPhysics:
 
         # state
         self.time_s = 0.0
+        self.energy_j = 0.0
         self.throttled = False
         self.throttled_time_s = 0.0
         self.throttle_events = 0
@@ -287,6 +289,7 @@ class BoardPhysics:
             if self.throttled:
                 self.throttled_time_s += dt_s
             self.time_s += dt_s
+            self.energy_j += self.power_w * dt_s  # power is constant over the step (see above)
         self._update_throttle()
 
     def _update_throttle(self) -> None:
@@ -346,6 +349,7 @@ class BoardPhysics:
             throttled=self.throttled,
             throttled_time_s=self.throttled_time_s,
             throttle_events=self.throttle_events,
+            energy_j=self.energy_j,
         )
 
     def table_hz(self) -> Tuple[int, ...]:

@@ -58,6 +58,7 @@ _USER_HZ = 100  # /proc/stat counts jiffies of 1/100 s on arm64 Linux
 _MAX_TICK_FAILURES = 20  # consecutive failed ticks before the thread gives up and reports
 _GPU_GOVERNOR = "nvhost_podgov"  # the Jetson GPU devfreq governor (README "GPU devfreq")
 _META_FORMAT = 1
+METER_FILE = "meter.json"
 
 
 def _rel_symlink(tree: SysfsTree, link: str, target: str) -> None:
@@ -483,7 +484,22 @@ class _BoardLoop:
             state = self.physics.state()
         self.cpu.advance(dt_s, cpu_util)
         self.writer.write(state, faults, self.cpu)
+        _write_meter(self.tree.root, state)
         return state
+
+
+def _write_meter(root: Path, state: BoardState) -> None:
+    """The physics' own energy total, for checking the daemon's energy metrics against the truth (no real board
+    has this file: it lives in the simulator's directory, not in the board tree)."""
+    path = sim_dir(root) / METER_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"time_s": state.time_s, "energy_j": state.energy_j}), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_meter(root: Path) -> Dict[str, float]:
+    """{"time_s", "energy_j"} as of the simulated board's latest tick."""
+    return dict(json.loads((sim_dir(root) / METER_FILE).read_text(encoding="utf-8")))
 
 
 _NO_LOCK = contextlib.nullcontext()

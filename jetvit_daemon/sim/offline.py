@@ -461,6 +461,7 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
         "mode_switches": platform.mode_switches,
         "gpu_cap_changes": platform.cap_changes,
         "power_budget_w": budget_w,
+        "throttle_trip_c": physics.throttle_trip_c,
         "budget_exceeded_s": budget_exceeded_s if budget_w is not None else None,
     }
     return SimResult(summary=summary, timeline=rows)
@@ -500,12 +501,20 @@ def plot_timeline(result: SimResult, path: Path) -> Optional[Path]:
     if not rows:
         return None
     t = [r["t_s"] / 60.0 for r in rows]
-    panels = [("temp_c", "°C"), ("power_w", "W"), ("gpu_cap_mhz", "GPU cap MHz"), ("batch_size", "batch"),
-              ("fps_processed", "frames/s")]
-    fig, axes = plt.subplots(len(panels) + 1, 1, figsize=(10, 12), sharex=True)
+    s = result.summary
+    panels = [("temp_c", "°C"), ("power_w", "W"), ("latency_p95_ms", "latency p95 ms"), ("gpu_cap_mhz", "GPU cap MHz"),
+              ("batch_size", "batch"), ("fps_processed", "frames/s")]
+    fig, axes = plt.subplots(len(panels) + 1, 1, figsize=(10, 14), sharex=True)
     for ax, (key, label) in zip(axes, panels):
-        ax.plot(t, [r[key] for r in rows], lw=0.8)
+        ax.plot(t, [r[key] if r[key] is not None else float("nan") for r in rows], lw=0.8)
         ax.set_ylabel(label)
+    # The lines each curve is judged against: the thermal trip where the board throttles, the budget, the SLO.
+    references = ((0, s.get("throttle_trip_c"), "passive trip (throttling)"), (1, s.get("power_budget_w"), "budget"),
+                  (2, s.get("slo_target_ms"), "SLO p95 target"))
+    for index, value, label in references:
+        if value is not None:
+            axes[index].axhline(value, color="tab:red", lw=0.8, ls="--", label=label)
+            axes[index].legend(loc="upper right")
     axes[-2].plot(t, [r["fps_offered"] for r in rows], lw=0.6, alpha=0.6, label="offered")
     axes[-2].legend(loc="upper right")
     modes = sorted({r["mode"] for r in rows})
@@ -514,7 +523,6 @@ def plot_timeline(result: SimResult, path: Path) -> Optional[Path]:
     axes[-1].set_yticklabels(modes)
     axes[-1].set_ylabel("mode")
     axes[-1].set_xlabel("minutes")
-    s = result.summary
     fig.suptitle(f"{s['controller']} on {s['board']}, scenario {s['scenario']}")
     fig.tight_layout()
     fig.savefig(path, dpi=80)

@@ -8,6 +8,8 @@ import re
 import shutil
 import socket
 import sys
+import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -28,7 +30,8 @@ MOVING_POLICY = {
         {"name": "top", "mode": "MAXN_SUPER", "gpu_cap_mhz": "max", "batch_size": 4},
     ],
     "start_state": "top",
-    "dwell": {"min_state_s": 1, "up_after_s": 1, "down_after_s": 1},
+    "dwell": {"min_state_s": 1, "up_after_s": 1, "down_after_s": 8},  # after Prometheus has started
+    "power_budget": {"watts": 30, "window_s": 10},  # far above what the board draws: a budget line to plot
 }
 
 
@@ -64,8 +67,10 @@ def _prometheus() -> str:
     return path
 
 
-def _query(port: int, expr: str) -> Dict[str, Any]:
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+def _query(port: int, expr: str, start_s: float) -> Dict[str, Any]:
+    """The query over the test's time range, as Grafana asks for a panel or annotations (query_range)."""
+    params = {"query": expr, "start": f"{start_s:.3f}", "end": f"{time.time():.3f}", "step": "1"}
+    url = f"http://127.0.0.1:{port}/api/v1/query_range?" + urllib.parse.urlencode(params)
     try:
         with urllib.request.urlopen(url, timeout=10) as resp:
             return dict(json.load(resp))

@@ -86,6 +86,8 @@ def test_cli_json_and_output_files(tmp_path, capsys):
     for key in ("frames_offered", "frames_processed", "frames_dropped", "slo_violations", "energy_j",
                 "energy_per_frame_j", "mean_power_w", "temp_max_c", "throttled_s", "actuations"):
         assert key in summary
+    # The plot's reference lines: the board's own passive trip (Orin Nano tj: 99 °C in its thermal zones), the SLO.
+    assert summary["throttle_trip_c"] > 90 and summary["slo_target_ms"] > 0
     with open(out / "timeline.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 120
