@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,10 +78,13 @@ def main() -> int:
                 write_faults(setup["board"], {})
             step += 1
             time.sleep(5)
-        took = daemon.terminate(30)
+        try:
+            stopped = f"stopped in {daemon.terminate(30):.1f} s"
+        except subprocess.TimeoutExpired:
+            stopped = "DID NOT STOP within 30 s of SIGTERM; its last lines:\n  " + "\n  ".join(daemon.lines[-15:])
     finally:
         daemon.kill()
-    print(f"churn: {churn}; stopped in {took:.1f} s, exit {daemon.proc.returncode}")
+    print(f"churn: {churn}; {stopped}, exit {daemon.proc.returncode}")
     window = max(1, int(60 / args.sample_s))
     first, last = samples[:window], samples[-window:]
     for key in ("rss_mib", "threads", "fds"):
