@@ -19,7 +19,7 @@ log = logging.getLogger("jetvit_daemon")
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from jetvit_daemon.config import load_config
-    from jetvit_daemon.service.app import Daemon
+    from jetvit_daemon.service.app import run_daemon
     from jetvit_daemon.service.logs import setup_logging
 
     config = load_config(args.config)
@@ -30,8 +30,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     faulthandler.enable(file=sys.stderr, all_threads=True)
     log.info("jetvit-daemon %s starting (config: %s)", __version__, args.config or "built-in defaults")
-    daemon = Daemon(config, policy_path=args.policy, duration_s=args.duration)
-    return daemon.run()
+    return run_daemon(config, policy_path=args.policy, duration_s=args.duration)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import json
+    import urllib.error
+    import urllib.request
+
+    from jetvit_daemon.config import load_config
+    from jetvit_daemon.service.status import format_status
+
+    url = args.url
+    if url is None:
+        http = load_config(args.config).http
+        # Where the daemon listens on every address, ask it on loopback.
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(http.host, http.host)
+        url = "http://{}:{}".format(f"[{host}]" if ":" in host else host, http.port)
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/status", timeout=args.timeout) as resp:
+            data = json.loads(resp.read().decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"jetvit-daemon is not answering at {url}: {reason}", file=sys.stderr)
+        return 1
+    print(json.dumps(data, indent=1) if args.json else format_status(data))
+    return 0 if data.get("ready") else 1
 
 
 def _open_board_for_tool(args: argparse.Namespace) -> Any:
@@ -270,6 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, default=None, metavar="S",
                      help="stop after S seconds and exit 0 (for trying it out and for tests)")
     run.set_defaults(func=_cmd_run)
+
+    status = sub.add_parser(
+        "status", help="ask the running daemon over its HTTP port how it is (exit 0 ready, 1 not ready or not "
+                       "answering)")
+    status.add_argument("--config", type=Path, default=None, help="daemon settings (for http.host and port)")
+    status.add_argument("--url", default=None, help="the daemon's HTTP address, e.g. http://127.0.0.1:9847 "
+                                                     "(default: from the config)")
+    status.add_argument("--json", action="store_true", help="the daemon's status snapshot as JSON")
+    status.add_argument("--timeout", type=float, default=5.0, metavar="S", help=argparse.SUPPRESS)
+    status.set_defaults(func=_cmd_status)
 
     restore = sub.add_parser(
         "restore", help="put back the power mode and GPU limits a killed or crashed daemon recorded")

@@ -165,6 +165,14 @@ def load_config(path: Optional[Path]) -> DaemonConfig:
         config = load_yaml_model(path, DaemonConfig)
     except YamlProblem as exc:
         raise ConfigError(str(exc)) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeError as exc:  # before ValueError: UnicodeDecodeError is one
+        raise ConfigError(f"{path}: not a text file (not UTF-8: {exc})") from None
+    except (RecursionError, MemoryError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot be loaded as a config: {type(exc).__name__}") from None
     return _resolve_relative(config, Path(path).resolve().parent)
 
 

@@ -1,6 +1,9 @@
 """A thread with one owner, a stop event, a heartbeat and a reported death.
 
-Every long-running loop of the daemon (capture, inference, governor, status) runs in a `WorkerThread`. The loop
+Every long-lived thread of the daemon (capture, inference, governor, policy watch, telemetry readers, the
+simulated board's physics, HTTP) runs in a `WorkerThread`, and the supervisor watches them all the same way:
+a death (its `failure`) stops the daemon with exit 1, and the watchdog is fed only while every one is alive
+and its heartbeat fresh. The loop
 body receives the stop event and waits on it (`stop.wait(interval_s)`), never on a bare sleep; it calls
 `beat()` each turn so the service feeds the systemd watchdog only while every worker is alive and turning.
 """
@@ -49,6 +52,18 @@ class WorkerThread:
             log.warning("worker %s did not stop within %.1f s", self.name, timeout_s)
             return False
         return True
+
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_event.is_set()
+
+    def join(self, timeout_s: Optional[float] = None) -> None:
+        if self._thread.ident is not None:
+            self._thread.join(timeout_s)
 
     def beat(self) -> None:
         self._last_beat_s = time.monotonic()

@@ -9,8 +9,12 @@ from jetvit_daemon.errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_shipped_daemon_yaml_equals_the_defaults():
-    assert load_config(REPO / "config" / "daemon.yaml") == DaemonConfig()
+def test_shipped_daemon_yaml_equals_the_defaults_but_names_the_policy_beside_it():
+    # Installed as the README says (config/*.yaml → /etc/jetvit-daemon/), the daemon must obey the installed
+    # policy.yaml, not the copy inside the package (issue 10).
+    shipped = load_config(REPO / "config" / "daemon.yaml")
+    assert shipped.policy_file == REPO / "config" / "policy.yaml"
+    assert shipped.model_copy(update={"policy_file": None}) == DaemonConfig()
     assert DaemonConfig().http.port == DEFAULT_METRICS_PORT not in (9100, 9400, 8002)
 
 

@@ -14,12 +14,20 @@ that keeps reverting is not written every tick.
 import collections
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Tuple
 
 from jetvit_daemon.clock import Clock
 from jetvit_daemon.errors import ActuationError, RebootRequiredError
-from jetvit_daemon.governor.decide import Decision, Memory, Observation, PipelineView, decide, initial_memory
+from jetvit_daemon.governor.decide import (
+    Decision,
+    Learned,
+    Memory,
+    Observation,
+    PipelineView,
+    decide,
+    initial_memory,
+)
 from jetvit_daemon.governor.policy import LadderState, Policy
 from jetvit_daemon.hardware.base import Platform
 from jetvit_daemon.workers import WorkerThread
@@ -81,7 +89,6 @@ class Governor:
         pipeline_view: Callable[[], PipelineView],
         set_batching: Callable[[int, Optional[float]], int],
         clock: Clock,
-        telemetry_max_age_s: float,
         events: Optional[GovernorEvents] = None,
         backoff_initial_s: float = 2.0,
         backoff_max_s: float = 60.0,
@@ -90,7 +97,6 @@ class Governor:
         self._pipeline_view = pipeline_view
         self._set_batching = set_batching
         self._clock = clock
-        self._telemetry_max_age_s = telemetry_max_age_s
         self._events: GovernorEvents = events or NullEvents()
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
@@ -114,13 +120,11 @@ class Governor:
 
     # -- thread-safe API -----------------------------------------------------------------------------------
     def set_policy(self, policy: Policy) -> None:
-        """Swap the policy; the next tick uses it. The current state is kept if the new ladder has it."""
+        """Swap the policy; the next tick uses it. The current state is kept if the new ladder has it, and so
+        is what is still true: since when telemetry is stale (a reload never delays the safe state), the hot
+        hold, and what was learned of each state the new ladder keeps unchanged (same name and settings)."""
         with self._lock:
-            old_name = self._policy.ladder[min(self._memory.index, len(self._policy.ladder) - 1)].name
-            names = [s.name for s in policy.ladder]
-            index = names.index(old_name) if old_name in names else min(self._memory.index, len(names) - 1)
-            self._policy = policy
-            self._memory = Memory(index=index, entered_s=self._memory.entered_s, hot_hold=self._memory.hot_hold)
+            self._policy, self._memory = policy, carry_memory(self._policy, self._memory, policy)
             self._applied = None  # the state of the same name may differ: re-apply it
             self._next_attempt_s = 0.0
 
@@ -184,8 +188,8 @@ class Governor:
 
     def observe(self) -> Observation:
         now = self._clock.monotonic()
-        sample = self._platform.latest_telemetry()
-        fresh = sample is not None and now - sample.t_mono_s <= self._telemetry_max_age_s
+        sample = self._platform.fresh_telemetry()  # staleness as the telemetry source judges it
+        fresh = sample is not None
         window_s = self._policy.power_budget.window_s
         is_new = sample is not None and (not self._power or self._power[-1][0] != sample.t_mono_s)
         if is_new and sample is not None and sample.board_power_w is not None:
@@ -196,7 +200,7 @@ class Governor:
         applied = self._applied is not None and self._applied.index == self._memory.index
         return Observation(
             now_s=now,
-            telemetry=sample if fresh else None,
+            telemetry=sample,
             telemetry_fresh=fresh,
             pipeline=self._pipeline_view(),
             board_power_avg_w=avg,
@@ -299,3 +303,21 @@ class Governor:
         batch = self._set_batching(state.batch_size, state.batch_wait_s)
         self._events.actuation("batch_size", "ok")
         return Applied(index=index, mode=mode_name, gpu_cap_hz=cap_hz, batch_size=batch)
+
+
+def carry_memory(old: Policy, memory: Memory, new: Policy) -> Memory:
+    """The governor's memory under a new policy: the state of the same name (else the nearest index), the
+    staleness timer, the hot hold and the dwell timers as they were, and the learned capacity and power of
+    every state whose name and settings are unchanged (a changed state is a new state: learned afresh)."""
+    old_name = old.ladder[min(memory.index, len(old.ladder) - 1)].name
+    names = [s.name for s in new.ladder]
+    index = names.index(old_name) if old_name in names else min(memory.index, len(names) - 1)
+    before = {st.name: (st, memory.learned[i]) for i, st in enumerate(old.ladder) if i < len(memory.learned)}
+    learned = []
+    for st in new.ladder:
+        kept = before.get(st.name)
+        learned.append(kept[1] if kept is not None and kept[0] == st else Learned())
+    same_state = index == memory.index and old_name in names
+    return replace(memory, index=index, learned=tuple(learned),
+                   up_since_s=memory.up_since_s if same_state else None,
+                   down_since_s=memory.down_since_s if same_state else None)

@@ -29,6 +29,39 @@ log = logging.getLogger(__name__)
 POLL_S = 0.5  # a save is loaded within two polls (one to see it, one to see it hold): 1 s < 2 s
 
 
+# What reading a policy file can raise besides PolicyError: unreadable, a directory, not UTF-8, nested past
+# the parser's recursion limit, too big for memory, a number the parser chokes on. Each is an input error: a
+# refused reload (the running policy stays), or at start a configuration error (exit 2), never a dead thread.
+INPUT_ERRORS = (OSError, UnicodeError, RecursionError, MemoryError, ValueError)
+
+
+def describe_input_error(path: Path, exc: BaseException) -> str:
+    if isinstance(exc, IsADirectoryError):
+        return f"{path}: is a directory, not a policy file"
+    if isinstance(exc, OSError):
+        return f"{path}: cannot read: {exc.strerror or exc}"
+    if isinstance(exc, UnicodeError):
+        return f"{path}: not a text file (not UTF-8: {exc})"
+    if isinstance(exc, RecursionError):
+        return f"{path}: nested too deeply to be a policy"
+    if isinstance(exc, MemoryError):
+        return f"{path}: too large to load"
+    return f"{path}: cannot be parsed: {exc}"
+
+
+def guarded(load: Callable[[Path, bytes], Policy]) -> Callable[[Path, bytes], Policy]:
+    """`load`, with every input error turned into a PolicyError naming the file."""
+    def load_guarded(path: Path, data: bytes) -> Policy:
+        try:
+            return load(path, data)
+        except PolicyError:
+            raise
+        except INPUT_ERRORS as exc:
+            raise PolicyError(describe_input_error(path, exc)) from None
+
+    return load_guarded
+
+
 def read_policy(path: Path, strict: bool) -> bytes:
     """The policy file's bytes. With `strict`, only when no other non-root user could have written it or
     swapped it on the way (directories and file, checked on the descriptor it is read from): it steers the
@@ -52,24 +85,27 @@ def check_permissions(path: Path) -> None:
 
 
 class PolicyWatcher:
-    """Owns the reload check. `body` runs in a WorkerThread (polls every POLL_S); `reload_now` is for SIGHUP.
+    """Owns the reload check. `body` runs in a WorkerThread (polls every POLL_S, reloads on `request()`).
     `load(path, data)` must return a valid Policy parsed from `data` (the file's bytes, read once and checked)
-    or raise PolicyError (schema and board checks); `apply` swaps it in;
-    `report(result, message)` is told "ok" or "error". `poll` (the watcher thread) and `reload_now` (the main
-    thread, on SIGHUP) are thread-safe: one check runs at a time."""
+    or raise PolicyError (schema and board checks; any other input error, see INPUT_ERRORS, is refused the
+    same way); `apply` swaps it in; `on_begin()` is told before a load, `report(result, message)` after it,
+    "ok" or "error". `request()` (SIGHUP, from the main thread) makes the thread reload now. `poll` and
+    `reload_now` are thread-safe: one check runs at a time."""
 
     def __init__(self, path: Path, load: Callable[[Path, bytes], Policy], apply: Callable[[Policy], None],
                  report: Callable[[str, str], None], check_perms: bool = True,
-                 initial_text: Optional[bytes] = None) -> None:
+                 initial_text: Optional[bytes] = None, on_begin: Callable[[], None] = lambda: None) -> None:
         self.path = Path(path)
-        self._load = load
+        self._load = guarded(load)
         self._apply = apply
         self._report = report
         self._check_perms = check_perms
+        self._on_begin = on_begin  # told before each load (systemd: RELOADING=1); `report` after it
         self._loaded_digest = _digest(initial_text) if initial_text is not None else self._read_digest()
         self._pending_digest: Optional[str] = None
         self._failed_digest: Optional[str] = None
         self._lock = threading.Lock()
+        self._requested = threading.Event()
 
     def _read_digest(self) -> Optional[str]:
         try:
@@ -98,7 +134,13 @@ class PolicyWatcher:
         with self._lock:
             return self._try(self._read_digest())
 
+    def request(self) -> None:
+        """Ask the watcher thread to reload now (SIGHUP, from the main thread): requests coalesce, and the
+        main thread never waits on a reload."""
+        self._requested.set()
+
     def _try(self, digest: Optional[str]) -> bool:
+        self._on_begin()
         try:
             data = read_policy(self.path, self._check_perms)
             policy = self._load(self.path, data)
@@ -115,9 +157,20 @@ class PolicyWatcher:
         return True
 
     def body(self, worker: WorkerThread) -> None:
-        while not worker.stop_event.wait(POLL_S):
+        while not worker.stop_event.is_set():
+            requested = self._requested.wait(POLL_S)
+            if worker.stop_event.is_set():
+                return
             worker.beat()
-            self.poll()
+            if requested:
+                self._requested.clear()
+                self.reload_now()
+            else:
+                self.poll()
+
+    def wake(self) -> None:
+        """Make the thread look at its stop event now (the owner, when stopping)."""
+        self._requested.set()
 
 
 def _digest(data: bytes) -> str:

@@ -8,6 +8,8 @@ import abc
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Protocol, Sequence, Tuple
 
+from jetvit_daemon.workers import WorkerThread
+
 
 @dataclass(frozen=True)
 class PowerMode:
@@ -94,6 +96,8 @@ class TelemetrySource(Protocol):
 
     def is_stale(self) -> bool: ...
 
+    def workers(self) -> Sequence[WorkerThread]: ...
+
 
 class Platform(abc.ABC):
     """A board the daemon controls.
@@ -109,7 +113,9 @@ class Platform(abc.ABC):
     def start(self) -> None: ...
 
     @abc.abstractmethod
-    def stop(self, restore: bool = True) -> None: ...
+    def stop(self, restore: bool = True, timeout_s: Optional[float] = None) -> None:
+        """Stop telemetry and, with `restore`, put the board back; `timeout_s` bounds the whole stop (the
+        service's stop deadline), None: the configured program timeouts."""
 
     def begin_stop(self) -> None:
         """The daemon has begun to stop (its owner calls this first, `stop()` last): from now on restart no
@@ -117,7 +123,21 @@ class Platform(abc.ABC):
 
     @abc.abstractmethod
     def latest_telemetry(self) -> Optional[TelemetrySample]:
-        """The newest sample, or None when none has arrived yet. Callers judge staleness by `t_mono_s`."""
+        """The newest sample, or None when none has arrived yet (possibly stale: see `telemetry_stale`)."""
+
+    @abc.abstractmethod
+    def telemetry_stale(self) -> bool:
+        """True when no good reading arrived for the source's staleness limit (3 intervals): the one verdict
+        the governor, readiness and metrics share, judged by the telemetry source itself."""
+
+    def fresh_telemetry(self) -> Optional[TelemetrySample]:
+        """The newest sample while it is fresh, else None."""
+        sample = self.latest_telemetry()
+        return None if sample is None or self.telemetry_stale() else sample
+
+    def workers(self) -> Sequence[WorkerThread]:
+        """The platform's long-lived threads (`WorkerThread`s: the telemetry reader), for the supervisor."""
+        return ()
 
     @abc.abstractmethod
     def power_modes(self) -> Sequence[PowerMode]: ...

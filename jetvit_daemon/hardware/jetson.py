@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -39,6 +40,7 @@ from jetvit_daemon.hardware.probe import (
 )
 from jetvit_daemon.hardware.sensors import SysfsTelemetry
 from jetvit_daemon.hardware.sysfs import SysfsTree
+from jetvit_daemon.workers import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +200,7 @@ class JetsonPlatform(Platform):
         self._telemetry = telemetry
         self._on_conflict = on_conflict
         self._nvpmodel = Nvpmodel(runner, tree, nvpmodel_timeout_s)
+        self._nvpmodel_timeout_s = nvpmodel_timeout_s
         self._journal = BaselineJournal(self._state_dir)
         self._lock: Optional[InstanceLock] = lock  # given: taken by the owner before anything else; ours now
         # Actuations (governor thread) and stop() (owner) exclude each other: a restore never runs while a
@@ -275,24 +278,32 @@ class JetsonPlatform(Platform):
     def begin_stop(self) -> None:
         self._telemetry.begin_stop()
 
-    def stop(self, restore: bool = True) -> None:
+    def stop(self, restore: bool = True, timeout_s: Optional[float] = None) -> None:
         """Stop telemetry and, with `restore`, put the board back (skipped while the system shuts down, the
         journal then kept so the next start restores). `restore=False` leaves the board and the journal
-        as they are. Releases the instance lock.
+        as they are. `timeout_s` bounds the whole stop (the service's stop deadline): telemetry gets a small
+        share, and the restoring nvpmodel switch at most what is left less a second. Releases the instance lock.
 
         With `restore`, no actuation may still land afterwards: new ones are refused, one in flight gets
         SWITCH_GRACE_S to finish, then its nvpmodel is killed (and the mode re-applied, since it may have
         written part of its settings). The journal is cleared only once the board reads back as restored."""
         quiet = interrupted = False
+        started_s = time.monotonic()
         try:
             try:
-                self._telemetry.stop()
+                self._telemetry.stop(2.0 if timeout_s is None else max(0.1, min(2.0, timeout_s / 8)))
             except JetvitError as exc:
                 log.error("telemetry %s did not stop cleanly: %s", self._telemetry.name, exc)
             if restore:
                 quiet, interrupted = self._quiesce()
             if restore and self._baseline is not None:
-                self._restore_on_stop(self._baseline, interrupted, keep_journal=not quiet)
+                nvpmodel = self._nvpmodel
+                if timeout_s is not None:
+                    left_s = max(1.5, timeout_s - (time.monotonic() - started_s))
+                    # The switch is the slow call (a query returns at once): it may have what is left, less a
+                    # second for the query and the devfreq writes.
+                    nvpmodel = Nvpmodel(self._runner, self._tree, min(self._nvpmodel_timeout_s, left_s - 1.0))
+                self._restore_on_stop(self._baseline, interrupted, keep_journal=not quiet, nvpmodel=nvpmodel)
         finally:
             if quiet:
                 self._actuation_lock.release()
@@ -320,13 +331,15 @@ class JetsonPlatform(Platform):
                 raise ActuationError("the platform is stopping: no new actuation")
             yield
 
-    def _restore_on_stop(self, baseline: Baseline, interrupted: bool, keep_journal: bool) -> None:
+    def _restore_on_stop(self, baseline: Baseline, interrupted: bool, keep_journal: bool,
+                         nvpmodel: Optional[Nvpmodel] = None) -> None:
         if system_is_stopping(self._runner):
             log.warning(
                 "system is shutting down: restore skipped, journal %s kept for the next start", self._journal.path
             )
             return
-        ok, lines = _restore_baseline(self._tree, self._runner, self._nvpmodel, self._clock, baseline, interrupted)
+        ok, lines = _restore_baseline(self._tree, self._runner, nvpmodel or self._nvpmodel, self._clock, baseline,
+                                      interrupted)
         if ok and keep_journal:
             log.error("restored %s, but an actuation may still be under way: journal %s kept (the next start or "
                       "`jetvit-daemon restore` checks again)", "; ".join(lines), self._journal.path)
@@ -347,6 +360,12 @@ class JetsonPlatform(Platform):
 
     def latest_telemetry(self) -> Optional[TelemetrySample]:
         return self._telemetry.latest()
+
+    def telemetry_stale(self) -> bool:
+        return self._telemetry.is_stale()
+
+    def workers(self) -> Sequence[WorkerThread]:
+        return self._telemetry.workers()
 
     def power_modes(self) -> Sequence[PowerMode]:
         return self._nvpmodel.conf().power_modes

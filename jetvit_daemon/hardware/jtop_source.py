@@ -105,17 +105,13 @@ class JtopTelemetry(ThreadedTelemetry):
             client.start()
             # ok() blocks until jtop has new data (about one interval), so stop is noticed within that.
             while not self._stop.is_set() and client.ok():
+                self._beat()
                 sample = sample_from_jtop(client.stats, client.gpu, self._clock.monotonic())
                 with self._lock:
                     self._latest = sample
-        except Exception as exc:
-            self.failure = exc
-            log.exception("jtop telemetry thread died")
-            if self._on_event is not None:
-                try:
-                    self._on_event("worker_died", f"jtop telemetry died: {exc!r}")
-                except Exception:
-                    log.exception("jtop telemetry: on_event callback failed")
+        except Exception as exc:  # reported, then relayed by the WorkerThread (traceback, daemon stops)
+            self._emit("worker_died", f"jtop telemetry died: {exc!r}")
+            raise
         finally:
             if client is not None:
                 try:

@@ -264,6 +264,7 @@ class SysfsTelemetry(ThreadedTelemetry):
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                self._beat()
                 try:
                     sample = self.read_once()
                 except Exception as exc:
@@ -276,10 +277,9 @@ class SysfsTelemetry(ThreadedTelemetry):
                     with self._lock:
                         self._latest = sample
                 self._stop.wait(self._interval_s)
-        except Exception as exc:  # the loop itself broke: report, never die silently
-            self.failure = exc
-            log.exception("sysfs telemetry thread died")
+        except Exception as exc:  # the loop itself broke: report, then let the WorkerThread log and relay it
             self._emit("worker_died", f"sysfs telemetry thread died: {exc!r}")
+            raise
 
     # -- reads --
 

@@ -548,7 +548,7 @@ class TegrastatsReader(ThreadedTelemetry):
         # Normally the worker has already killed its child; this covers a worker stuck elsewhere.
         with self._lock:
             proc = self._proc
-        if proc is not None and (thread is None or thread.is_alive()):
+        if proc is not None and (thread is None or thread.alive):
             _end_child(proc)
 
     # -- worker --
@@ -567,9 +567,9 @@ class TegrastatsReader(ThreadedTelemetry):
         try:
             self._loop()
         except Exception as exc:
-            self.failure = exc
-            log.exception("tegrastats reader died")
+            # Reported, then escaped: the WorkerThread logs the traceback and the supervisor stops the daemon.
             self._emit("worker_died", f"tegrastats reader died: {exc!r}")
+            raise
         finally:
             with self._lock:
                 proc, self._proc = self._proc, None
@@ -620,6 +620,7 @@ class TegrastatsReader(ThreadedTelemetry):
             if remaining <= 0:
                 return
             self._stop.wait(min(remaining, self._interval_s, _POLL_S * 5))
+            self._beat()
             self._check_stale()
 
     def _read_child(self, proc: StreamingProcess) -> Tuple[str, bool]:
@@ -633,6 +634,7 @@ class TegrastatsReader(ThreadedTelemetry):
         spawned_at = self._clock.monotonic()
         last_good_at: Optional[float] = None
         while not self._stop.is_set():
+            self._beat()
             try:
                 ready, _, _ = select.select([fd], [], [], min(_POLL_S, self._interval_s))
             except (OSError, ValueError) as exc:

@@ -1,17 +1,20 @@
 """The thread lifecycle and staleness rule that every threaded `TelemetrySource` shares.
 
-`ThreadedTelemetry` owns the worker thread, its stop event, the lock-guarded newest sample and the
-`is_stale()` verdict; a source (tegrastats, sysfs, jtop) subclasses it and writes only its loop body, `_run()`.
+`ThreadedTelemetry` owns the worker thread (a `WorkerThread`, so the supervisor watches it like every other:
+a death stops the daemon with exit 1 and starves the watchdog), its stop event, the lock-guarded newest sample
+and the `is_stale()` verdict, the one staleness rule of the daemon; a source (tegrastats, sysfs, jtop)
+subclasses it and writes only its loop body, `_run()`, which lets a bug escape after reporting it.
 """
 
 import abc
 import logging
 import threading
-from typing import Optional
+from typing import List, Optional
 
 from jetvit_daemon.clock import Clock
 from jetvit_daemon.errors import TelemetryError
 from jetvit_daemon.hardware.base import TelemetrySample
+from jetvit_daemon.workers import WorkerThread
 
 __all__ = ["STALE_INTERVALS", "ThreadedTelemetry"]
 
@@ -32,7 +35,8 @@ class ThreadedTelemetry(abc.ABC):
     >>> source.start(); source.latest(); source.is_stale(); source.stop()   # doctest: +SKIP
 
     `_run()` is the worker thread's whole body: it loops until `self._stop` is set, stores each sample in
-    `self._latest` under `self._lock`, and sets `failure` if it dies of a bug. Staleness is judged on the
+    `self._latest` under `self._lock`, calls `self._beat()` each turn, and lets a bug escape (the
+    `WorkerThread` logs it with its traceback and keeps it in `failure`). Staleness is judged on the
     injected clock: no sample for `STALE_INTERVALS` intervals since the last one (or since `start()`).
     `latest()` and `is_stale()` are thread-safe; `start()`/`stop()` belong to the owner.
     """
@@ -46,29 +50,45 @@ class ThreadedTelemetry(abc.ABC):
         self._interval_s = interval_s
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._worker: Optional[WorkerThread] = None
         self._latest: Optional[TelemetrySample] = None
         self._started_at: Optional[float] = None
-        self.failure: Optional[BaseException] = None  # set when the worker died of a bug
+
+    @property
+    def _thread(self) -> Optional[WorkerThread]:
+        return self._worker
+
+    @property
+    def failure(self) -> Optional[BaseException]:
+        """The exception that killed the worker thread, else None."""
+        return self._worker.failure if self._worker is not None else None
+
+    def workers(self) -> List[WorkerThread]:
+        """The reader's thread, for the supervisor (empty before start)."""
+        return [self._worker] if self._worker is not None else []
 
     def start(self) -> None:
-        if self._thread is not None:
+        if self._worker is not None:
             raise TelemetryError(f"{type(self).__name__} already started")
-        self._stop.clear()
+        worker = WorkerThread(self._thread_name, lambda w: self._run())
+        self._stop = worker.stop_event
         with self._lock:
             self._started_at = self._clock.monotonic()
-        self._thread = threading.Thread(target=self._run, name=self._thread_name, daemon=True)
-        self._thread.start()
+        self._worker = worker
+        worker.start()
+
+    def _beat(self) -> None:
+        worker = self._worker
+        if worker is not None:
+            worker.beat()
 
     def stop(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout_s)
-            if thread.is_alive():
-                # The subclass's module logger, so the warning keeps the logger name it always had.
-                logging.getLogger(type(self).__module__).warning(self._stop_warning, timeout_s)
-        self._thread = None
+        worker = self._worker
+        if worker is not None and not worker.stop(timeout_s):
+            # The subclass's module logger, so the warning keeps the logger name it always had.
+            logging.getLogger(type(self).__module__).warning(self._stop_warning, timeout_s)
+        self._worker = None
 
     def begin_stop(self) -> None:
         """Stopping has begun: the loop ends at its next check and restarts nothing; `stop()` still joins.

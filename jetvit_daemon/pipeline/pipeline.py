@@ -52,6 +52,9 @@ class PipelineStats:
     frames_dropped_total: int
     correct_total: int  # results whose top-1 matched the filmed label (synthetic camera only)
     labelled_total: int
+    failed_batches_total: int = 0  # batches whose inference (or pre/postprocessing) raised
+    failing_batches: int = 0  # failed batches since the last one that succeeded
+    failing_since_s: Optional[float] = None  # when the current run of failures began (monotonic), else None
 
 
 class _Window:
@@ -142,6 +145,9 @@ class Pipeline:
         self._dropped_total = 0
         self._correct_total = 0
         self._labelled_total = 0
+        self._failed_total = 0
+        self._failing = 0
+        self._failing_since_s: Optional[float] = None
         # The newest frame of each source that reached the model (for snapshots): a reference, no copy.
         self._last_frames: Dict[str, Frame] = {}
         self._slots = SlotSet(clock, on_arrival=self._arrived, on_drop=self._dropped)
@@ -223,6 +229,9 @@ class Pipeline:
                 frames_dropped_total=self._dropped_total,
                 correct_total=self._correct_total,
                 labelled_total=self._labelled_total,
+                failed_batches_total=self._failed_total,
+                failing_batches=self._failing,
+                failing_since_s=self._failing_since_s,
             )
 
     def busy_fraction(self) -> float:
@@ -259,9 +268,30 @@ class Pipeline:
             try:
                 self._run_batch(frames)
             except Exception as exc:  # one batch is the loop boundary: report, count, go on
-                log.error("inference batch of %d frames failed", len(frames), exc_info=True)
-                if self._on_error is not None:
-                    self._on_error("inference", exc)
+                self._batch_failed(len(frames), exc)
+            else:
+                self._batch_succeeded()
+
+    def _batch_failed(self, n_frames: int, exc: Exception) -> None:
+        # A model that fails every batch must not write a traceback per batch: the first failure of a run is
+        # logged with its traceback, the rest are counted (errors_total, failing_batches) until one succeeds.
+        with self._lock:
+            self._failed_total += 1
+            self._failing += 1
+            first = self._failing == 1
+            if first:
+                self._failing_since_s = self._clock.monotonic()
+        if first:
+            log.error("inference batch of %d frames failed; further failures are counted, not logged, until a "
+                      "batch succeeds", n_frames, exc_info=True)
+        if self._on_error is not None:
+            self._on_error("inference", exc)
+
+    def _batch_succeeded(self) -> None:
+        with self._lock:
+            failed, self._failing, self._failing_since_s = self._failing, 0, None
+        if failed:
+            log.warning("inference recovered after %d failed batches", failed)
 
     def _run_batch(self, frames: List[Frame]) -> None:
         batch = self._pre.batch([f.image for f in frames])

@@ -15,78 +15,90 @@ from prometheus_client.registry import Collector
 from jetvit_daemon import __version__
 from jetvit_daemon.governor.decide import RULES
 from jetvit_daemon.governor.policy import LadderState
-from jetvit_daemon.hardware.base import TelemetrySample
 from jetvit_daemon.pipeline.frames import Result
 from jetvit_daemon.pipeline.pipeline import PipelineStats
+from jetvit_daemon.service.status import StatusSnapshot
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 2.0, 5.0)
 
 
-class _PipelineCollector(Collector):
-    def __init__(self, stats: Callable[[], PipelineStats]) -> None:
-        self._stats = stats
+class _SnapshotCollector(Collector):
+    """Renders the service's `StatusSnapshot` (taken once per scrape) as metrics."""
+
+    def __init__(self, snapshot: Callable[[], StatusSnapshot]) -> None:
+        self._snapshot = snapshot
 
     def collect(self) -> Iterable[Metric]:
-        s = self._stats()
-        for name, doc, value in (
-            ("jetvit_pipeline_frames_in", "Frames delivered by the sources", s.frames_in_total),
-            ("jetvit_pipeline_frames_processed", "Frames that produced a result", s.frames_out_total),
-            ("jetvit_pipeline_frames_dropped", "Frames dropped because the queue was full", s.frames_dropped_total),
-            ("jetvit_pipeline_labelled_results", "Results of frames with a known label (synthetic camera)",
-             s.labelled_total),
-            ("jetvit_pipeline_correct_results", "Labelled results whose top-1 class was right", s.correct_total),
-        ):
-            c = CounterMetricFamily(name, doc)
-            c.add_metric([], value)
-            yield c
-        for name, doc, gvalue in (
-            ("jetvit_pipeline_queue_depth_frames", "Frames waiting for inference", s.queue_depth),
-            ("jetvit_pipeline_batch_size_frames", "Current target batch size", s.batch_size),
-            ("jetvit_pipeline_busy_ratio", "Share of time spent inside inference (stats window)", s.busy_fraction),
-        ):
-            g = GaugeMetricFamily(name, doc)
-            g.add_metric([], gvalue)
-            yield g
+        snap = self._snapshot()
+        if snap.pipeline is not None:
+            yield from _pipeline_metrics(snap.pipeline)
+        yield from _board_metrics(snap)
+        yield from _service_metrics(snap)
 
 
-class _BoardCollector(Collector):
-    def __init__(self, telemetry: Callable[[], Optional[TelemetrySample]], now_s: Callable[[], float],
-                 max_age_s: float) -> None:
-        self._telemetry = telemetry
-        self._now_s = now_s
-        self._max_age_s = max_age_s
+def _pipeline_metrics(s: PipelineStats) -> Iterable[Metric]:
+    for name, doc, value in (
+        ("jetvit_pipeline_frames_in", "Frames delivered by the sources", s.frames_in_total),
+        ("jetvit_pipeline_frames_processed", "Frames that produced a result", s.frames_out_total),
+        ("jetvit_pipeline_frames_dropped", "Frames dropped because the queue was full", s.frames_dropped_total),
+        ("jetvit_pipeline_labelled_results", "Results of frames with a known label (synthetic camera)",
+         s.labelled_total),
+        ("jetvit_pipeline_correct_results", "Labelled results whose top-1 class was right", s.correct_total),
+        ("jetvit_inference_failed_batches", "Batches whose inference failed", s.failed_batches_total),
+    ):
+        c = CounterMetricFamily(name, doc)
+        c.add_metric([], value)
+        yield c
+    for name, doc, gvalue in (
+        ("jetvit_pipeline_queue_depth_frames", "Frames waiting for inference", s.queue_depth),
+        ("jetvit_pipeline_batch_size_frames", "Current target batch size", s.batch_size),
+        ("jetvit_pipeline_busy_ratio", "Share of time spent inside inference (stats window)", s.busy_fraction),
+        ("jetvit_inference_failing_batches", "Failed batches since the last that succeeded", s.failing_batches),
+    ):
+        g = GaugeMetricFamily(name, doc)
+        g.add_metric([], gvalue)
+        yield g
 
-    def collect(self) -> Iterable[Metric]:
-        sample = self._telemetry()
-        stale = GaugeMetricFamily("jetvit_telemetry_stale", "1 when no fresh telemetry reading is available")
-        age_s = None if sample is None else self._now_s() - sample.t_mono_s
-        stale.add_metric([], 1.0 if age_s is None or age_s > self._max_age_s else 0.0)
-        yield stale
-        if sample is None or age_s is None:
-            return
-        age = GaugeMetricFamily("jetvit_telemetry_age_seconds", "Age of the newest telemetry reading")
-        age.add_metric([], age_s)
-        yield age
-        temps = GaugeMetricFamily("jetvit_board_temperature_celsius", "Sensor temperature", labels=["sensor"])
-        for name, value in sorted(sample.temps_c.items()):
-            temps.add_metric([name], value)
-        yield temps
-        if sample.board_power_w is not None:
-            p = GaugeMetricFamily("jetvit_board_power_watts", "Module input power (total rail or sum of parts)")
-            p.add_metric([], sample.board_power_w)
-            yield p
-        rails = GaugeMetricFamily("jetvit_board_rail_power_watts", "Power rail reading", labels=["rail"])
-        for name, value in sorted(sample.rails_w.items()):
-            rails.add_metric([name], value)
-        yield rails
-        if sample.gpu_load_pct is not None:
-            g = GaugeMetricFamily("jetvit_board_gpu_load_ratio", "GPU utilisation 0..1")
-            g.add_metric([], sample.gpu_load_pct / 100.0)
-            yield g
-        if sample.gpu_freq_hz is not None:
-            g = GaugeMetricFamily("jetvit_board_gpu_frequency_hertz", "GPU clock now")
-            g.add_metric([], sample.gpu_freq_hz)
-            yield g
+def _board_metrics(snap: StatusSnapshot) -> Iterable[Metric]:
+    sample, age_s = snap.telemetry, snap.telemetry_age_s
+    stale = GaugeMetricFamily("jetvit_telemetry_stale", "1 when no fresh telemetry reading is available")
+    stale.add_metric([], 1.0 if snap.telemetry_stale else 0.0)
+    yield stale
+    if sample is None or age_s is None:
+        return
+    age = GaugeMetricFamily("jetvit_telemetry_age_seconds", "Age of the newest telemetry reading")
+    age.add_metric([], age_s)
+    yield age
+    temps = GaugeMetricFamily("jetvit_board_temperature_celsius", "Sensor temperature", labels=["sensor"])
+    for name, value in sorted(sample.temps_c.items()):
+        temps.add_metric([name], value)
+    yield temps
+    if sample.board_power_w is not None:
+        p = GaugeMetricFamily("jetvit_board_power_watts", "Module input power (total rail or sum of parts)")
+        p.add_metric([], sample.board_power_w)
+        yield p
+    rails = GaugeMetricFamily("jetvit_board_rail_power_watts", "Power rail reading", labels=["rail"])
+    for name, value in sorted(sample.rails_w.items()):
+        rails.add_metric([name], value)
+    yield rails
+    if sample.gpu_load_pct is not None:
+        g = GaugeMetricFamily("jetvit_board_gpu_load_ratio", "GPU utilisation 0..1")
+        g.add_metric([], sample.gpu_load_pct / 100.0)
+        yield g
+    if sample.gpu_freq_hz is not None:
+        g = GaugeMetricFamily("jetvit_board_gpu_frequency_hertz", "GPU clock now")
+        g.add_metric([], sample.gpu_freq_hz)
+        yield g
+
+
+def _service_metrics(snap: StatusSnapshot) -> Iterable[Metric]:
+    ready = GaugeMetricFamily("jetvit_service_ready", "1 when /readyz answers 200")
+    ready.add_metric([], 1.0 if snap.ready else 0.0)
+    yield ready
+    up = GaugeMetricFamily("jetvit_worker_up", "1 while the worker thread is alive and turning", labels=["worker"])
+    for w in snap.workers:
+        up.add_metric([w.name], 0.0 if w.problem else 1.0)
+    yield up
 
 
 class Metrics:
@@ -130,12 +142,9 @@ class Metrics:
         self._known_modes: List[str] = []
         self._known_states: List[str] = []
 
-    def add_pipeline(self, stats: Callable[[], PipelineStats]) -> None:
-        self.registry.register(_PipelineCollector(stats))
-
-    def add_board(self, telemetry: Callable[[], Optional[TelemetrySample]], now_s: Callable[[], float],
-                  max_age_s: float) -> None:
-        self.registry.register(_BoardCollector(telemetry, now_s, max_age_s))
+    def add_snapshot(self, snapshot: Callable[[], StatusSnapshot]) -> None:
+        """Pipeline, board and service gauges, rendered from the service's status snapshot at scrape time."""
+        self.registry.register(_SnapshotCollector(snapshot))
 
     def declare_components(self, components: Sequence[str]) -> None:
         """Every component that can count an error, and every decision rule and actuation, at 0 from the start."""

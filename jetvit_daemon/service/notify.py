@@ -1,4 +1,5 @@
-"""systemd's sd_notify protocol (sd_notify(3)) without libsystemd: READY=1, STATUS=, WATCHDOG=1, STOPPING=1.
+"""systemd's sd_notify protocol (sd_notify(3)) without libsystemd: READY=1, RELOADING=1, STATUS=, WATCHDOG=1,
+STOPPING=1.
 
 NOTIFY_SOCKET and WATCHDOG_USEC are set by systemd for Type=notify services with WatchdogSec=: the service
 manager's contract, read once at construction.
@@ -7,6 +8,7 @@ manager's contract, read once at construction.
 import logging
 import os
 import socket
+import time
 from typing import Mapping, Optional
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,15 @@ class SystemdNotifier:
             log.warning("sd_notify %r failed: %s", message, exc)
 
     def ready(self, status: str) -> None:
+        self.notify(f"READY=1\nSTATUS={status}")
+
+    def reloading(self) -> None:
+        # sd_notify(3): RELOADING=1 must carry MONOTONIC_USEC, CLOCK_MONOTONIC in µs, so that the manager can
+        # tell this reload from an older one (systemd 253+ Type=notify-reload relies on it).
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.notify(f"RELOADING=1\nMONOTONIC_USEC={usec}")
+
+    def reloaded(self, status: str) -> None:
         self.notify(f"READY=1\nSTATUS={status}")
 
     def status(self, status: str) -> None:

@@ -48,6 +48,7 @@ from jetvit_daemon.sim.emulators import (
     sim_dir,
     write_faults,
 )
+from jetvit_daemon.workers import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -522,7 +523,10 @@ class SimulatedBoard:
     as it is (nvpmodel mode, devfreq limits: a real board's state survives a daemon restart). `gpu_busy` and
     `cpu_busy` are called from the physics thread and must be thread-safe. `snapshot()`,
     `inference_time_s()` and `set_faults()` are thread-safe; `start()`/`stop()` belong to the owner.
-    `error` holds the exception that killed the physics thread (logged with its traceback), else None.
+    `error` holds the exception that killed the physics thread (a `WorkerThread`: logged with its traceback,
+    and the daemon's supervisor watches it through `workers()`), else None.
+    `prepare()` materialises (or checks) the tree and runs the first tick without starting the thread, so
+    the board's files exist for whoever builds on them before `start()`.
     """
 
     def __init__(
@@ -557,11 +561,9 @@ class SimulatedBoard:
             "systemctl": [*emulator, "systemctl", "--root", root],
         }
         self.description = f"simulated {self.profile.long_name}"
-        self.error: Optional[BaseException] = None
         self.tick_errors = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._worker: Optional[WorkerThread] = None
         self._loop: Optional[_BoardLoop] = None
         self._state: Optional[BoardState] = None
 
@@ -578,9 +580,26 @@ class SimulatedBoard:
         """Materialise a freshly booted board without starting a thread (for tests); see `create_tree`."""
         return create_tree(profile, root_dir, ambient_c, cooling, mode_id)
 
+    @property
+    def error(self) -> Optional[BaseException]:
+        return self._worker.failure if self._worker is not None else None
+
+    def workers(self) -> List[WorkerThread]:
+        """The physics thread, for the supervisor (empty before start)."""
+        return [self._worker] if self._worker is not None else []
+
     def start(self) -> None:
-        if self._thread is not None:
+        if self._worker is not None and self._worker.alive:
             raise JetvitError("simulated board already started")
+        if self._loop is None:
+            self.prepare()
+        worker = WorkerThread("sim-board", self._run)
+        self._worker = worker
+        worker.start()
+        log.info("%s running in %s (tick %.3g s)", self.description, self.root_dir, self.tick_s)
+
+    def prepare(self) -> None:
+        """Materialise or check the tree and run the first tick (no thread). ConfigError for a foreign root."""
         meta = read_board_meta(self.root_dir)
         if meta is None:
             if self.root_dir.exists() and any(self.root_dir.iterdir()):
@@ -607,30 +626,22 @@ class SimulatedBoard:
         with self._lock:
             self._loop = loop
             self._state = state
-        self.error = None
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="sim-board", daemon=True)
-        self._thread.start()
-        log.info("%s running in %s (tick %.3g s)", self.description, self.root_dir, self.tick_s)
 
     def stop(self, timeout_s: float = 2.0) -> None:
-        self._stop.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout_s)
-            if thread.is_alive():
-                log.warning("simulated board thread did not stop within %.1f s", timeout_s)
-        self._thread = None
+        worker = self._worker
+        if worker is not None and not worker.stop(timeout_s):
+            log.warning("simulated board thread did not stop within %.1f s", timeout_s)
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._worker is not None and self._worker.alive
 
-    def _run(self) -> None:
+    def _run(self, worker: WorkerThread) -> None:
         last = self.clock.monotonic()
         failures = 0
         try:
-            while not self._stop.wait(self.tick_s):
+            while not worker.stop_event.wait(self.tick_s):
+                worker.beat()
                 now = self.clock.monotonic()
                 dt, last = max(0.0, now - last), now
                 try:
@@ -647,9 +658,9 @@ class SimulatedBoard:
                     log.exception("simulated board: tick failed (%d in a row)", failures)
                     if failures >= _MAX_TICK_FAILURES:
                         raise
-        except BaseException as exc:
-            self.error = exc
-            log.exception("simulated board thread died; the board's sensors are frozen")
+        except BaseException:
+            log.error("simulated board thread died; the board's sensors are frozen")
+            raise
 
     # -- queries --
 

@@ -30,6 +30,7 @@ from jetvit_daemon.governor.policy import Policy, load_policy
 from jetvit_daemon.hardware.base import GpuFreqState, Platform, PowerMode, TelemetrySample
 from jetvit_daemon.hardware.nvpmodel import ConfMode, NvpmodelConf, reboot_reason
 from jetvit_daemon.hardware.sensors import thermal_name
+from jetvit_daemon.hardware.telemetry_thread import STALE_INTERVALS
 from jetvit_daemon.pipeline.pipeline import RECENT_S
 from jetvit_daemon.sim.board import BoardPhysics
 from jetvit_daemon.sim.boards import get_profile, load_conf, snap_down_hz
@@ -48,8 +49,9 @@ class OfflinePlatform(Platform):
     """The simulated board in-process, for the offline simulator. One thread (the simulation loop)."""
 
     def __init__(self, physics: BoardPhysics, conf: NvpmodelConf, description: str,
-                 boot_mode: Optional[str] = None) -> None:
+                 boot_mode: Optional[str] = None, clock: Optional[ManualClock] = None) -> None:
         self.description = description
+        self._now_s = (clock or ManualClock(start_s=0.0)).monotonic
         self.physics = physics
         self.conf = conf
         booted = conf.mode_by_name(boot_mode) if boot_mode is not None else conf.default_mode
@@ -64,7 +66,7 @@ class OfflinePlatform(Platform):
     def start(self) -> None:
         pass
 
-    def stop(self, restore: bool = True) -> None:
+    def stop(self, restore: bool = True, timeout_s: Optional[float] = None) -> None:
         pass
 
     def publish(self, sample: TelemetrySample) -> None:
@@ -72,6 +74,11 @@ class OfflinePlatform(Platform):
 
     def latest_telemetry(self) -> Optional[TelemetrySample]:
         return self._sample
+
+    def telemetry_stale(self) -> bool:
+        # The readers' rule (hardware/telemetry_thread.py), on the simulation's virtual clock.
+        sample = self._sample
+        return sample is None or self._now_s() - sample.t_mono_s > STALE_INTERVALS * TELEMETRY_INTERVAL_S
 
     def power_modes(self) -> Sequence[PowerMode]:
         return self.conf.power_modes
@@ -138,8 +145,7 @@ class PolicyController(Controller):
         self.governor: Optional[Governor] = None
 
     def start(self, platform: OfflinePlatform, set_batch: Callable[[int, Optional[float]], int]) -> None:
-        self.governor = Governor(platform, self.policy, self._view, set_batch, self._clock,
-                                 telemetry_max_age_s=3 * TELEMETRY_INTERVAL_S + 0.5)
+        self.governor = Governor(platform, self.policy, self._view, set_batch, self._clock)
 
     def tick(self) -> None:
         assert self.governor is not None
@@ -306,8 +312,8 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
     if boot_mode is not None and conf.mode_by_name(boot_mode) is None:
         raise ConfigError(f"static:{boot_mode}: no such power mode on {profile.name} "
                           f"(have: {', '.join(m.name for m in conf.modes)})")
-    platform = OfflinePlatform(physics, conf, f"simulated {profile.long_name}", boot_mode)
     clock = ManualClock(start_s=0.0, wall_offset_s=0.0)
+    platform = OfflinePlatform(physics, conf, f"simulated {profile.long_name}", boot_mode, clock)
     rng = np.random.default_rng(seed)
     cameras = [_Camera(g.fps, g.activity, rng) for g in scenario.cameras for _ in range(g.count)]
     duration = scenario.duration_s if duration_s is None else duration_s

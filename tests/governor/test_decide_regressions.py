@@ -86,7 +86,7 @@ def test_the_loop_marks_observations_before_the_state_is_applied():
     spec.loader.exec_module(loop_tests)
     clock = ManualClock()
     platform = loop_tests.ScriptedPlatform(clock)
-    gov = Governor(platform, loop_tests.POLICY, lambda: loop_tests.CALM, lambda n, w: n, clock, telemetry_max_age_s=3)
+    gov = Governor(platform, loop_tests.POLICY, lambda: loop_tests.CALM, lambda n, w: n, clock)
     assert gov.observe().state_applied is False  # nothing applied yet
     gov.tick()
     assert gov.observe().state_applied is True

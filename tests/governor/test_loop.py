@@ -31,6 +31,7 @@ class ScriptedPlatform(Platform):
         self.cap_hz = 918_000_000
         self.calls: List[str] = []
         self.fail_mode: Optional[Exception] = None
+        self.stale = False
 
     def start(self) -> None: ...
 
@@ -38,6 +39,9 @@ class ScriptedPlatform(Platform):
 
     def latest_telemetry(self) -> Optional[TelemetrySample]:
         return TelemetrySample(t_mono_s=self.clock.monotonic(), temps_c={"tj": 50.0}, board_power_w=8.0)
+
+    def telemetry_stale(self) -> bool:
+        return self.stale
 
     def power_modes(self) -> Sequence[PowerMode]:
         return MODES
@@ -92,7 +96,7 @@ def make(start: str = "low"):
     batches: List[int] = []
     events = Events()
     policy = POLICY.model_copy(update={"start_state": start})
-    gov = Governor(platform, policy, lambda: CALM, lambda n, wait: batches.append(n) or n, clock, telemetry_max_age_s=3,
+    gov = Governor(platform, policy, lambda: CALM, lambda n, wait: batches.append(n) or n, clock,
                    events=events, backoff_initial_s=2, backoff_max_s=16)
     return gov, platform, clock, batches, events
 

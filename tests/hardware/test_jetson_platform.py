@@ -45,6 +45,9 @@ class StubTelemetry:
     def is_stale(self) -> bool:
         return False
 
+    def workers(self) -> list:
+        return []
+
 
 class Board:
     """One fixture board with the platform's collaborators."""

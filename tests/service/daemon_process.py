@@ -1,5 +1,6 @@
 """Start the real `jetvit-daemon run` process for integration tests and talk to it over HTTP."""
 
+import os
 import re
 import signal
 import subprocess
@@ -47,10 +48,13 @@ def write_setup(tmp: Path, policy: Optional[dict] = None, **overrides) -> Dict[s
 class DaemonProcess:
     """The daemon as a child process; collects its log lines on a thread."""
 
-    def __init__(self, config: Path, *extra: str, prefix: Sequence[str] = ()) -> None:
+    def __init__(self, config: Path, *extra: str, prefix: Sequence[str] = (),
+                 env: Optional[Dict[str, str]] = None) -> None:
         # prefix: a command the daemon runs under, e.g. setpriv to drop a capability (tests/faults).
+        # env: variables added to the daemon's environment (what systemd sets, e.g. STATE_DIRECTORY).
         self.proc = subprocess.Popen(
             [*prefix, sys.executable, "-m", "jetvit_daemon", "run", "--config", str(config), *extra],
+            env=None if env is None else {**os.environ, **env},
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.lines: List[str] = []
@@ -83,6 +87,8 @@ class DaemonProcess:
     def wait_ready(self, timeout_s: float = 60.0) -> int:
         m = self.wait_for_log(r"metrics: http://127\.0\.0\.1:(\d+)/metrics", timeout_s)
         self.port = int(m.group(1))
+        # HTTP starts first (so /readyz can say "starting"): ready means every stage runs and a batch was done.
+        self.wait_for_log(r"ready: first inference done", timeout_s)
         return self.port
 
     def get(self, path: str) -> str:
