@@ -215,3 +215,36 @@ def test_an_unchanged_board_is_only_read_back_every_few_ticks():
         clock.advance(1.0)
         gov.tick()
     assert platform.calls == ["query"] * 3 and events.external == []
+
+
+def test_regression_reloads_every_3_s_never_delay_the_safe_state_of_stale_telemetry():
+    """Issue 9 item 4: each reload reset the stale-telemetry timer, so with telemetry hung and a reload every
+    3 s the board stayed at its top state; the safe state must come after_s after telemetry went stale."""
+    gov, platform, clock, _, _ = make(start="high")
+    gov.tick()
+    assert gov.status()["state"] == "high"
+    platform.stale = True
+    after_s = POLICY.stale_telemetry.after_s
+    reached_at = None
+    for second in range(1, int(after_s) + 5):
+        clock.advance(1.0)
+        if second % 3 == 0:  # an operator (or a ConfigMap sync) saving the policy again and again
+            gov.set_policy(POLICY.model_copy(update={"interval_s": 1.0 + second / 1000.0}))
+        gov.tick()
+        if gov.status()["state"] == "low":
+            reached_at = second
+            break
+    assert reached_at is not None and reached_at <= after_s + 1
+
+
+def test_a_reload_keeps_what_was_learned_of_unchanged_states_only():
+    from jetvit_daemon.governor.decide import Learned, Memory
+    from jetvit_daemon.governor.loop import carry_memory
+
+    memory = Memory(index=1, entered_s=5.0, stale_since_s=3.0,
+                    learned=(Learned(capacity_fps=40.0), Learned(capacity_fps=90.0, power_w=9.0)))
+    low, high = POLICY.ladder
+    changed = POLICY.model_copy(update={"ladder": [low.model_copy(update={"gpu_cap_mhz": 306}), high]})
+    carried = carry_memory(POLICY, memory, changed)
+    assert carried.index == 1 and carried.stale_since_s == 3.0 and carried.entered_s == 5.0
+    assert carried.learned == (Learned(), Learned(capacity_fps=90.0, power_w=9.0))

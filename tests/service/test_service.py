@@ -254,3 +254,33 @@ def test_a_model_failing_warm_up_is_an_engine_error_and_the_board_is_restored(tm
     with pytest.raises(EngineError, match="failed its warm-up batch: RuntimeError: CUDA error"):
         h.join()
     assert h.events[-1] == "platform.stop restore=True"
+
+
+def test_http_binds_ipv6_and_a_client_hanging_up_is_not_an_error(caplog):
+    import socket
+
+    from prometheus_client import CollectorRegistry
+
+    from jetvit_daemon.service.http import HttpServer
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    server = HttpServer("::", 0, CollectorRegistry(), lambda: (True, {}), lambda: {"ok": 1})
+    server.start()
+    try:
+        port = server.address[1]
+        with urllib.request.urlopen(f"http://[::1]:{port}/status", timeout=5) as resp:
+            assert json.loads(resp.read()) == {"ok": 1}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:  # dual-stack
+            assert resp.status == 200
+        with caplog.at_level(logging.DEBUG):
+            for _ in range(5):  # ask, then hang up before the answer is read
+                s = socket.create_connection(("::1", port))
+                s.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                s.close()
+            time.sleep(0.5)
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert "Traceback" not in caplog.text
+    finally:
+        server.stop()
