@@ -168,10 +168,16 @@ def parse_yaml(text: str, source: str) -> YamlDocument:
     """One YAML document → its data and line map; YamlProblem (and only that) for anything else."""
     if len(text) > MAX_FILE_BYTES:
         raise YamlProblem([f"{source}: larger than {MAX_FILE_BYTES // 1024} KiB: not a file the daemon reads"])
-    loader = _BoundedLoader(text, source)
+    loader: Optional[_BoundedLoader] = None
     try:
+        loader = _BoundedLoader(text, source)  # its reader refuses control characters here already
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        raise YamlProblem([f"{source}:{line}: not valid YAML: character U+{code:04X} is not allowed "
+                           "(a control character: is this a binary file?)"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -183,7 +189,8 @@ def parse_yaml(text: str, source: str) -> YamlDocument:
     except (RecursionError, MemoryError):
         raise YamlProblem([f"{source}: too large or too deeply nested to read"]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     lines: Dict[PathKey, int] = {}
     _line_map(node, (), lines)
     return YamlDocument(data, lines)

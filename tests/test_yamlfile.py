@@ -135,3 +135,11 @@ def test_line_map_of_invalid_text_is_empty_and_of_valid_text_names_every_field()
 def test_read_yaml_text_names_a_missing_file(tmp_path):
     with pytest.raises(YamlProblem, match=r"nope.yaml: cannot read: No such file or directory"):
         read_yaml_text(tmp_path / "nope.yaml")
+
+
+def test_control_character_is_a_yaml_problem_naming_its_line():
+    """Found by tests/faults/test_fuzz_yaml.py: a NUL escaped the loader as PyYAML's ReaderError."""
+    with pytest.raises(YamlProblem, match=r"^f.yaml:2: not valid YAML: character U\+0000 is not allowed"):
+        parse_yaml("a: 1\nb: \x00\n", "f.yaml")
+    with pytest.raises(PolicyError, match=r"p.yaml:1: not valid YAML"):
+        parse_policy("\x00", "p.yaml")
