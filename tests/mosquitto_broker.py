@@ -147,3 +147,15 @@ def retained(port: int, topic: str, timeout_s: float = 10.0) -> Optional[str]:
         return None
     finally:
         sub.close()
+
+
+def wait_retained(port: int, topic: str, expected: str, timeout_s: float = 30.0) -> None:
+    """Wait until the retained message on `topic` is `expected` (a state moves on: starting → streaming)."""
+    deadline = time.monotonic() + timeout_s
+    got: Optional[str] = None
+    while time.monotonic() < deadline:
+        got = retained(port, topic)
+        if got == expected:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"retained {topic} is {got!r}, not {expected!r}")

@@ -42,7 +42,7 @@ def test_jsonl_sink_writes_schema_v1_records_and_its_counters_are_scraped(tmp_pa
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mosquitto_broker import Broker, Subscriber, retained  # noqa: E402
+from mosquitto_broker import Broker, Subscriber, retained, wait_retained  # noqa: E402
 
 
 def read_events(resp, n, timeout_s=30.0):
@@ -140,14 +140,16 @@ def test_mqtt_results_state_status_broker_loss_and_return_and_offline_on_stop(tm
         stats = json.loads(sub.wait_for("jetvit/test/stats"))
         assert stats["fps_out"] >= 0 and "power_w" in stats and "mode" in stats
         assert retained(broker.port, "jetvit/test/status") == "online"
-        assert json.loads(retained(broker.port, "jetvit/test/synthetic0/state")) == {"state": "streaming"}
+        wait_retained(broker.port, "jetvit/test/synthetic0/state", json.dumps({"state": "streaming"}))
         daemon.wait_metric('jetvit_sink_connected{sink="mqtt0"}', 1)
 
         broker.stop()
         daemon.wait_metric('jetvit_sink_connected{sink="mqtt0"}', 0, timeout_s=30)
-        before = daemon.metrics()["jetvit_pipeline_frames_processed_total"]
+        m = daemon.metrics()
+        dropped = 'jetvit_sink_results_dropped_total{reason="disconnected",sink="mqtt0"}'
+        before, dropped_before = m["jetvit_pipeline_frames_processed_total"], m[dropped]
         deadline = time.monotonic() + 30
-        while daemon.metrics()['jetvit_sink_results_dropped_total{reason="disconnected",sink="mqtt0"}'] < 30:
+        while daemon.metrics()[dropped] < dropped_before + 30:
             assert time.monotonic() < deadline, "no drops counted while the broker is down"
             time.sleep(0.2)
         m = daemon.metrics()
@@ -159,7 +161,7 @@ def test_mqtt_results_state_status_broker_loss_and_return_and_offline_on_stop(tm
         daemon.wait_metric('jetvit_sink_connected{sink="mqtt0"}', 1, timeout_s=30)
         sub2.wait_for("jetvit/test/synthetic0/result")
         assert retained(broker.port, "jetvit/test/status") == "online"
-        assert json.loads(retained(broker.port, "jetvit/test/synthetic0/state")) == {"state": "streaming"}
+        wait_retained(broker.port, "jetvit/test/synthetic0/state", json.dumps({"state": "streaming"}))
         daemon.terminate()
         sub2.wait_for("jetvit/test/status", "offline")
         assert retained(broker.port, "jetvit/test/status") == "offline"
