@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -16,10 +17,12 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "contrib" / "grafana" / "jetvit-daemon.json"
 sys.path.insert(0, str(REPO / "tests" / "service"))
+from daemon_process import DaemonProcess, write_setup  # noqa: E402
 
 # A policy that moves within seconds (a step down on headroom), so the decision annotations have events.
 MOVING_POLICY = {
@@ -84,3 +87,52 @@ def test_every_panel_has_a_query_and_a_unique_id():
     assert len(found) >= 25
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+
+
+@pytest.mark.slow
+def test_every_dashboard_query_returns_data_from_a_real_prometheus(tmp_path: Path):
+    binary = _prometheus()
+    dashboard = json.loads(DASHBOARD.read_text())
+    setup = write_setup(tmp_path, policy=MOVING_POLICY)
+    daemon = DaemonProcess(setup["config"])
+    prom = None
+    try:
+        port = daemon.wait_ready()
+        target = f"127.0.0.1:{port}"
+        prom_port = _free_port()
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "jetvit-daemon", "static_configs": [{"targets": [target]}]}],
+        }))
+        prom = subprocess.Popen(
+            [binary, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{prom_port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start_s = time.time()
+        # A valid edit of the policy, so the reload annotation has an event too.
+        time.sleep(6)
+        setup["policy"].write_text(yaml.safe_dump(dict(MOVING_POLICY, interval_s=0.25)))
+        subs = {"$instance": ".*", "$board": target, "$__rate_interval": "10s", "$__interval": "5s"}
+
+        def run(expr: str) -> Dict[str, Any]:
+            for key, value in subs.items():
+                expr = expr.replace(key, value)
+            return _query(prom_port, expr, start_s)
+
+        failing: Dict[str, Any] = {}
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            failing = {}
+            for where, expr in queries(dashboard):
+                answer = run(expr)
+                if answer.get("status") != "success" or not answer["data"]["result"]:
+                    failing[where] = (expr, answer.get("error") or "empty result")
+            if not failing:
+                break
+            time.sleep(2)
+        assert not failing, json.dumps(failing, indent=1) + "\ndaemon log:\n" + daemon.log[-3000:]
+    finally:
+        if prom is not None:
+            prom.terminate()
+            prom.wait(20)
+        daemon.kill()
