@@ -9,6 +9,7 @@ Prints one line per sample and a summary: each quantity's first-minute median ag
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -31,6 +32,15 @@ def sample(pid: int) -> Dict[str, float]:
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     return {"rss_mib": int(fields["VmRSS"].split()[0]) / 1024, "threads": int(fields["Threads"]),
             "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+
+
+def thread_dump(pid: int) -> str:
+    """Every thread's Python stack of a hung daemon, by py-spy (pip install py-spy) when it is installed."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return "  (py-spy not installed: no stacks)"
+    done = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60)
+    return done.stdout + done.stderr
 
 
 def main() -> int:
@@ -81,10 +91,19 @@ def main() -> int:
         try:
             stopped = f"stopped in {daemon.terminate(30):.1f} s"
         except subprocess.TimeoutExpired:
-            stopped = "DID NOT STOP within 30 s of SIGTERM; its last lines:\n  " + "\n  ".join(daemon.lines[-15:])
+            stopped = ("DID NOT STOP within 30 s of SIGTERM; its threads:\n" + thread_dump(daemon.proc.pid)
+                       + "\nits last lines:\n  " + "\n  ".join(daemon.lines[-25:]))
     finally:
         daemon.kill()
     print(f"churn: {churn}; {stopped}, exit {daemon.proc.returncode}")
+    journal = setup["state"] / "baseline.json"
+    if journal.exists():  # the stop ran out of time before the board read back as restored: what ExecStopPost does
+        done = subprocess.run([sys.executable, "-m", "jetvit_daemon", "restore", "--config", str(setup["config"])],
+                              capture_output=True, text=True, timeout=120)
+        print(f"journal kept by the stop; `jetvit-daemon restore` (ExecStopPost) exit {done.returncode}: "
+              f"{done.stdout.strip()} {done.stderr.strip()}")
+    else:
+        print("board restored by the daemon's own stop (no journal left)")
     window = max(1, int(60 / args.sample_s))
     first, last = samples[:window], samples[-window:]
     for key in ("rss_mib", "threads", "fds"):

@@ -26,6 +26,8 @@ from collections import deque
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from jetvit_daemon.fileio import read_fd
+
 _MAX_SYMLINKS = 40  # the kernel's limit (MAXSYMLINKS, fs/namei.c) before ELOOP
 
 
@@ -125,15 +127,7 @@ def read_trusted(path: Path, max_bytes: Optional[int] = None) -> bytes:
         problems.extend(_file_problems(str(path), st))
         if problems:
             raise UntrustedPath(" and ".join(problems))
-        chunks = []
-        size = 0
-        while max_bytes is None or size < max_bytes:
-            chunk = os.read(fd, 1 << 16 if max_bytes is None else min(1 << 16, max_bytes - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
+        return read_fd(fd, max_bytes)
     finally:
         os.close(fd)
 

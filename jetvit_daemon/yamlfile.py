@@ -33,6 +33,8 @@ from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from jetvit_daemon.fileio import read_fd
+
 T = TypeVar("T", bound=BaseModel)
 PathKey = Tuple[Any, ...]
 
@@ -119,15 +121,7 @@ def read_bounded(path: Path, max_bytes: int = MAX_FILE_BYTES + 1) -> bytes:
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, f"not a regular file ({stat.filemode(st.st_mode)})", str(path))
-        chunks: List[bytes] = []
-        size = 0
-        while size < max_bytes:
-            chunk = os.read(fd, min(1 << 16, max_bytes - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
+        return read_fd(fd, max_bytes)
     finally:
         os.close(fd)
 

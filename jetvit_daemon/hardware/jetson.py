@@ -55,16 +55,24 @@ MODE_CACHE_S = 5.0
 SWITCH_GRACE_S = 2.0
 # After the kill, how long the actuating thread gets to let go: its `run` returns as soon as the child died.
 ACTUATION_RELEASE_S = 5.0
+# The least a restore on stop gets, however late it starts (a query and a switch on a real board: < 1 s).
+MIN_RESTORE_S = 1.5
+# `systemctl is-system-running` answers at once; on stop it may take at most a quarter of what the restore has.
+SYSTEMCTL_TIMEOUT_S = 5.0
 
 
 def _mhz(freq_hz: Optional[int]) -> str:
     return "none" if freq_hz is None else f"{freq_hz / 1e6:g} MHz"
 
 
-def _settle_switch(runner: CommandRunner, clock: Clock, switch: SwitchRecord) -> str:
-    """Wait for a switch recorded as in flight until the deadline its daemon had for it, then kill it."""
-    remaining_s = switch.started_at + switch.timeout_s - clock.time()
-    return runner.settle(switch.argv, switch.child, max(0.0, min(switch.timeout_s, remaining_s)))
+def _settle_switch(runner: CommandRunner, clock: Clock, switch: SwitchRecord,
+                   limit_s: Optional[float] = None) -> str:
+    """Wait for a switch recorded as in flight until the deadline its daemon had for it (at most `limit_s`,
+    what the caller's own deadline leaves), then kill it."""
+    remaining_s = min(switch.timeout_s, switch.started_at + switch.timeout_s - clock.time())
+    if limit_s is not None:
+        remaining_s = min(remaining_s, limit_s)
+    return runner.settle(switch.argv, switch.child, max(0.0, remaining_s))
 
 
 def _restore_baseline(
@@ -79,11 +87,15 @@ def _restore_baseline(
     lines: List[str] = []
     if baseline.switch is not None:
         try:
-            lines.append(f"in-flight {baseline.switch.describe()}: " + _settle_switch(runner, clock, baseline.switch))
+            lines.append(f"in-flight {baseline.switch.describe()}: "
+                         + _settle_switch(runner, clock, baseline.switch, nvpmodel.time_left_s()))
         except ActuationError as exc:
             return False, [f"nothing restored: the in-flight {baseline.switch.describe()} may still land: {exc}"]
         interrupted = True
     ok = True
+    # The mode as last read from the board: `set_mode` reads it back after its switch, so the read-back
+    # below needs no query of its own (every nvpmodel call costs a process start on a starved machine).
+    read_mode: Optional[PowerMode] = None
     try:
         conf = nvpmodel.conf()
         target = conf.mode_by_id(baseline.mode_id)
@@ -91,11 +103,11 @@ def _restore_baseline(
             raise ActuationError(
                 f"recorded mode {baseline.mode_name} (id {baseline.mode_id}) is not in {conf.source} any more"
             )
-        current = nvpmodel.query()
+        current = read_mode = nvpmodel.query()
         if current.id == target.id and not interrupted:
             lines.append(f"power mode {target.name} already set")
         else:
-            nvpmodel.set_mode(target.name, current=current, force=interrupted)
+            read_mode = nvpmodel.set_mode(target.name, current=current, force=interrupted)
             lines.append(f"power mode {current.name} → {target.name}" + (" (re-applied)" if interrupted else ""))
     except (ActuationError, ConfigError) as exc:
         ok = False
@@ -112,17 +124,20 @@ def _restore_baseline(
             ok = False
             lines.append(f"GPU limits NOT restored: {exc}")
     if ok:
-        mismatch = _read_back_mismatch(nvpmodel, gpu, baseline)
+        mismatch = _read_back_mismatch(nvpmodel, gpu, baseline, read_mode)
         if mismatch is not None:
             ok = False
             lines.append(f"read back after restoring: {mismatch}")
     return ok, lines
 
 
-def _read_back_mismatch(nvpmodel: Nvpmodel, gpu: Optional[GpuDevfreq], baseline: Baseline) -> Optional[str]:
-    """What the board reads back differently from `baseline`, or None when it matches."""
+def _read_back_mismatch(nvpmodel: Nvpmodel, gpu: Optional[GpuDevfreq], baseline: Baseline,
+                        mode: Optional[PowerMode] = None) -> Optional[str]:
+    """What the board reads back differently from `baseline`, or None when it matches. `mode`: the mode
+    already read back since the last write to it (None: query it)."""
     try:
-        mode = nvpmodel.query()
+        if mode is None:
+            mode = nvpmodel.query()
         if mode.id != baseline.mode_id:
             return f"the board reports mode {mode.name} (id {mode.id}), not {baseline.mode_name}"
         if gpu is not None:
@@ -299,10 +314,11 @@ class JetsonPlatform(Platform):
             if restore and self._baseline is not None:
                 nvpmodel = self._nvpmodel
                 if timeout_s is not None:
-                    left_s = max(1.5, timeout_s - (time.monotonic() - started_s))
-                    # The switch is the slow call (a query returns at once): it may have what is left, less a
-                    # second for the query and the devfreq writes.
-                    nvpmodel = Nvpmodel(self._runner, self._tree, min(self._nvpmodel_timeout_s, left_s - 1.0))
+                    # One deadline for the whole restore (systemctl, nvpmodel -q, -m and its read-back): each
+                    # program gets what is left of it, not a timeout of its own. Out of time, the restore
+                    # stops, says so and keeps the journal (ExecStopPost's `jetvit-daemon restore` or the
+                    # next start finishes it): a stop that overran TimeoutStopSec would be SIGKILLed anyway.
+                    nvpmodel = nvpmodel.bounded(max(started_s + timeout_s, time.monotonic() + MIN_RESTORE_S))
                 self._restore_on_stop(self._baseline, interrupted, keep_journal=not quiet, nvpmodel=nvpmodel)
         finally:
             if quiet:
@@ -333,7 +349,9 @@ class JetsonPlatform(Platform):
 
     def _restore_on_stop(self, baseline: Baseline, interrupted: bool, keep_journal: bool,
                          nvpmodel: Optional[Nvpmodel] = None) -> None:
-        if system_is_stopping(self._runner):
+        left_s = (nvpmodel or self._nvpmodel).time_left_s()
+        if system_is_stopping(self._runner, timeout_s=SYSTEMCTL_TIMEOUT_S if left_s is None else
+                              max(0.05, min(SYSTEMCTL_TIMEOUT_S, left_s / 4))):
             log.warning(
                 "system is shutting down: restore skipped, journal %s kept for the next start", self._journal.path
             )

@@ -14,6 +14,7 @@ sections hold `PARAM_NAME ARG_NAME VALUE` settings (CLOCK value -1 means INT_MAX
 
 import re
 import signal
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -38,6 +39,9 @@ _KNOWN_SECTIONS = ("PARAM", "POWER_MODEL", "PM_CONFIG", "FAN_CONFIG")
 _QUERY_MODE_RE = re.compile(r"NV Power Mode:\s*(\S+)")
 # What nvpmodel prints when a switch needs a reboot, then it waits on stdin (jetson-reference README).
 _REBOOT_MARKERS = ("Reboot required", "DO YOU WANT TO REBOOT")
+# Under a deadline, a call with less than this left is not started (it could not finish: a live switch takes
+# well under a second on every board, jetson-reference README, but not a tenth of one).
+MIN_CALL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -381,11 +385,26 @@ class Nvpmodel:
     Not thread-safe: the conf cache is filled lazily; one owner (the platform) calls it.
     """
 
-    def __init__(self, runner: CommandRunner, tree: SysfsTree, timeout_s: float = 10.0) -> None:
+    def __init__(self, runner: CommandRunner, tree: SysfsTree, timeout_s: float = 10.0,
+                 deadline_s: Optional[float] = None) -> None:
         self._runner = runner
         self._tree = tree
         self._timeout_s = timeout_s
+        # `deadline_s` (time.monotonic()): the stop's restore runs several nvpmodel calls in a row, and each
+        # may take only what is left of one deadline, not a full timeout of its own (on a starved machine
+        # five calls of a few seconds each overran the service's stop budget; see docs/RELIABILITY.md).
+        self._deadline_s = deadline_s
         self._conf: Optional[NvpmodelConf] = None
+
+    def bounded(self, deadline_s: float) -> "Nvpmodel":
+        """The same nvpmodel (conf cache shared) whose every call ends by `deadline_s` (time.monotonic())."""
+        other = Nvpmodel(self._runner, self._tree, self._timeout_s, deadline_s)
+        other._conf = self._conf
+        return other
+
+    def time_left_s(self) -> Optional[float]:
+        """Seconds left before the deadline (None: no deadline)."""
+        return None if self._deadline_s is None else max(0.0, self._deadline_s - time.monotonic())
 
     def conf(self) -> NvpmodelConf:
         """The board's nvpmodel.conf (on JetPack 5+ a symlink into /etc/nvpmodel/), parsed once."""
@@ -401,18 +420,27 @@ class Nvpmodel:
     def timeout_s(self) -> float:
         return self._timeout_s
 
+    def _call_timeout_s(self, cmd: str) -> float:
+        left_s = self.time_left_s()
+        if left_s is None:
+            return self._timeout_s
+        if left_s < MIN_CALL_S:
+            raise ActuationError(f"{cmd!r} not run: its deadline has passed")
+        return min(self._timeout_s, left_s)
+
     def _run(self, args: Sequence[str], on_start: Optional[Callable[[ChildProcess], None]] = None) -> CommandResult:
         argv = ["nvpmodel", *args]
-        result = (self._runner.run(argv, self._timeout_s) if on_start is None
-                  else self._runner.run(argv, self._timeout_s, on_start=on_start))
-        output = _output_of(result)
         cmd = " ".join(argv)
+        timeout_s = self._call_timeout_s(cmd)
+        result = (self._runner.run(argv, timeout_s) if on_start is None
+                  else self._runner.run(argv, timeout_s, on_start=on_start))
+        output = _output_of(result)
         if any(marker in output for marker in _REBOOT_MARKERS):
             # stdin is closed, so nvpmodel read EOF at its prompt and left the mode unchanged.
             raise RebootRequiredError(f"{cmd!r} asked for a reboot (not answered); output: {output!r}")
         if result.timed_out:
             raise ActuationError(
-                f"{cmd!r} timed out after {self._timeout_s:g} s; output: {output!r}"
+                f"{cmd!r} timed out after {timeout_s:.3g} s; output: {output!r}"
             )
         error_lines = [ln.strip() for ln in output.splitlines() if "NVPM ERROR" in ln]
         if error_lines:

@@ -133,9 +133,9 @@ def detect_board(tree: SysfsTree) -> Optional[BoardInfo]:
     )
 
 
-def _systemctl(runner: CommandRunner, *args: str) -> Optional[str]:
+def _systemctl(runner: CommandRunner, *args: str, timeout_s: float = _SYSTEMCTL_TIMEOUT_S) -> Optional[str]:
     """systemctl's stdout, or None when it could not run (no systemd, e.g. in a container)."""
-    result = runner.run(["systemctl", *args], _SYSTEMCTL_TIMEOUT_S)
+    result = runner.run(["systemctl", *args], timeout_s)
     if result.timed_out or result.returncode == 127:
         return None
     return result.stdout.strip()
@@ -221,10 +221,11 @@ def _read_jtop_config(tree: SysfsTree) -> Dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def system_is_stopping(runner: CommandRunner) -> bool:
+def system_is_stopping(runner: CommandRunner, timeout_s: float = _SYSTEMCTL_TIMEOUT_S) -> bool:
     """True while systemd shuts the system down (`systemctl is-system-running` prints "stopping"):
-    restoring then is pointless and can delay shutdown. No systemctl → False."""
-    return _systemctl(runner, "is-system-running") == "stopping"
+    restoring then is pointless and can delay shutdown. No systemctl, or no answer within `timeout_s` →
+    False (restore)."""
+    return _systemctl(runner, "is-system-running", timeout_s=timeout_s) == "stopping"
 
 
 @dataclass

@@ -205,7 +205,10 @@ class Service:
             self.reloads.announce = False
             self.notifier.stopping()
             self.parts.platform.begin_stop()  # no child restarts from here on: their end is part of the stop
+            stop_began_s = self.clock.monotonic()
             self.supervisor.stop(hurry=lambda: self.signals.hurry)
+            log.info("stopped in %.1f s (%s)", self.clock.monotonic() - stop_began_s,
+                     ", ".join(self.supervisor.stop_report))
             if self.install_signals:
                 self.signals.restore()
         return code

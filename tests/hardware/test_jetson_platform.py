@@ -3,6 +3,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -151,6 +152,7 @@ def test_crash_leftover_is_restored_first_on_start(tmp_path: Path, caplog: pytes
     board.runner.run(["nvpmodel", "-m", "4"], 10.0)
     board.tree.write_text(XAVIER_DIR + "/max_freq", "306000000")
     board.runner.calls.clear()
+    board.runner.timeouts.clear()
 
     p = board.platform()
     with caplog.at_level(logging.WARNING):
@@ -508,3 +510,58 @@ def test_restore_keeps_the_journal_when_the_board_does_not_read_back_as_restored
     board.runner.ignore_set = True  # nvpmodel says yes but the board stays
     report = restore_from_journal(board.tree, board.runner, board.state_dir)
     assert "NOT restored" in report and board.journal.exists()
+
+
+class StarvedRunner(FakeBoardRunner):
+    """Every program takes `cost_s` of real time to run (a process start on a CPU-starved machine: at nice 10
+    under a load of 10 on 2 cores, the simulated board's Python nvpmodel took seconds per call); killed at its
+    timeout when that is shorter."""
+
+    cost_s = 0.0
+
+    def run(self, argv, timeout_s, on_start=None):  # type: ignore[no-untyped-def]
+        if self.cost_s > timeout_s:
+            self.calls.append(list(argv))
+            self.timeouts.append(timeout_s)
+            time.sleep(timeout_s)
+            return boardtrees.result(argv, "", None, timed_out=True)
+        time.sleep(self.cost_s)
+        return super().run(argv, timeout_s, on_start)
+
+
+def _starved_board(tmp_path: Path, cost_s: float) -> Tuple[Board, JetsonPlatform]:
+    board = Board(tmp_path, "xavier-nx-jp5")
+    board.runner = StarvedRunner(board.root, devfreq_dir=XAVIER_DIR, tree=board.tree)
+    p = board.platform()
+    p.start()
+    p.set_mode("MODE_10W_4CORE")
+    board.runner.cost_s = cost_s
+    board.runner.calls.clear()
+    board.runner.timeouts.clear()
+    return board, p
+
+
+def test_regression_the_restore_on_stop_keeps_one_deadline_over_all_its_programs(tmp_path: Path,
+                                                                                   caplog) -> None:
+    # The soak's SIGTERM that was not honoured within 30 s: the restore ran systemctl, nvpmodel -q, -m, -q
+    # and -q again, each with a full timeout of its own; starved, each took seconds, 5 of them overran the
+    # service's stop budget (and TimeoutStopSec). Now each gets what is left of one deadline, and when
+    # that runs out the stop ends on time, says what was not restored and keeps the journal.
+    board, p = _starved_board(tmp_path, cost_s=1.0)
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR):
+        p.stop(timeout_s=2.5)
+    took_s = time.monotonic() - started
+    assert took_s < 2.5 + 0.5, f"the stop took {took_s:.1f} s of its 2.5 s"
+    assert board.journal.exists(), "not restored: the journal must stay for ExecStopPost / the next start"
+    assert "restore failed: power mode NOT restored" in caplog.text
+    assert all(t <= 2.5 for t in board.runner.timeouts)
+
+
+def test_regression_the_restore_on_stop_reads_the_mode_back_once(tmp_path: Path) -> None:
+    # With time enough it restores and reads back, with no query repeated: systemctl, -q, -m, -q.
+    board, p = _starved_board(tmp_path, cost_s=0.2)
+    p.stop(timeout_s=5.0)
+    assert board.status() == "pmode:0005" and not board.journal.exists()
+    assert [c[:2] for c in board.runner.calls] == [["systemctl", "is-system-running"], ["nvpmodel", "-q"],
+                                                   ["nvpmodel", "-m"], ["nvpmodel", "-q"]]

@@ -259,8 +259,11 @@ class SourceSupervisor:
             while not stop.is_set():
                 worker.beat()
                 limit_s = stall_s if streaming_since is not None else self.settings.start_timeout_s
+                # The read that would cross the stall deadline ends at it: the stall is declared when it is
+                # due (3 s after the last frame), not up to a read slice later.
+                slice_s = min(_READ_SLICE_S, max(0.0, last_s + limit_s - self._clock.monotonic()))
                 try:
-                    grab = capture.read(_READ_SLICE_S, stop)
+                    grab = capture.read(slice_s, stop)
                 except CaptureEnded as exc:
                     healthy = self._since(streaming_since)
                     if self.live:
@@ -272,7 +275,7 @@ class SourceSupervisor:
                     return self._classify(exc), exc.reason, self._since(streaming_since)
                 now = self._clock.monotonic()
                 if grab is None:
-                    if now - last_s > limit_s:
+                    if now - last_s >= limit_s:
                         what = "no frame" if streaming_since is not None else "no first frame"
                         reason = f"{what} for {now - last_s:.1f} s"
                         with self._lock:

@@ -81,13 +81,22 @@ def test_frozen_server_stalls_within_the_stall_timer_and_resumes_when_thawed(rts
         server.freeze()
         t_frozen = time.monotonic()
         wait_until(lambda: cam.status().stalls_total >= 1, 20, "a stall")
-        noticed_s = time.monotonic() - t_frozen
         st = cam.status()
-        assert "stalled" in [h[0] for h in st.history]
+        t_status = time.monotonic()
         assert st.last_error is not None and st.last_error.startswith("no frame for 3.")
-        # Our timer (3 s at 30 FPS) plus the jitter buffer (200 ms) and the 0.2 s read slice, not rtspsrc's
-        # ~25 s TCP timeout; generous for a loaded machine.
-        assert noticed_s < 8.0, f"the stall was noticed {noticed_s:.1f} s after the freeze"
+        # Issue 11: stalled within max(3 s, 5 frame periods) = 3 s at 30 FPS, on our own timer (rtspsrc alone
+        # notices a frozen server with its TCP connection open after ~25 s). Judged on the supervisor's own
+        # timestamps (how long before this status its last frame came and it said `stalled`), so a test
+        # thread that is scheduled late on a loaded machine does not count: 3 s, plus 0.5 s for the
+        # supervisor's thread to be scheduled.
+        stalled_ago_s = next(ago for state, ago, _ in reversed(st.history) if state == "stalled")
+        assert st.last_frame_age_s is not None
+        frame_to_stall_s = st.last_frame_age_s - stalled_ago_s
+        assert 3.0 <= frame_to_stall_s <= 3.5, f"stalled {frame_to_stall_s:.2f} s after the last frame"
+        # And from the freeze: the frames already in flight (the 200 ms jitter buffer, the pipe) may come
+        # after it; a starved gst-launch child may deliver them late, hence 1.5 s more, not 25 s.
+        freeze_to_stall_s = (t_status - stalled_ago_s) - t_frozen
+        assert freeze_to_stall_s <= 3.0 + 1.5, f"stalled {freeze_to_stall_s:.2f} s after the freeze"
         server.thaw()
         before = cam.status().reconnects_total
         wait_until(lambda: cam.status().reconnects_total > before and cam.state == SourceState.STREAMING, 60,

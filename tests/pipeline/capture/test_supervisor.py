@@ -114,6 +114,53 @@ def test_a_stalled_stream_is_noticed_by_our_timer_then_reconnected():
     assert sup.state == SourceState.STOPPED
 
 
+class ClockedStall(Capture):
+    """`frames` frames, one per `period_s` of a ManualClock, then nothing: each read waits its whole timeout
+    (the clock advances by it), as a select() on a silent pipe does."""
+
+    backend = "scripted"
+
+    def __init__(self, clock: ManualClock, frames: int, period_s: float) -> None:
+        self.clock, self.frames, self.period_s = clock, frames, period_s
+        self.last_frame_s: Optional[float] = None
+
+    def open(self) -> None:
+        pass
+
+    def read(self, timeout_s: float, stop: threading.Event) -> Optional[Grab]:
+        if self.frames > 0:
+            self.frames -= 1
+            self.clock.advance(self.period_s)
+            self.last_frame_s = self.clock.monotonic()
+            return Grab(IMAGE)
+        self.clock.advance(timeout_s)
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def test_regression_the_stall_is_declared_when_it_is_due_not_a_read_slice_later():
+    # Issue 11: `stalled` within max(3 s, 5 frame periods). At 1.5 FPS that is 3.333 s; reads in 0.2 s
+    # slices used to notice it only at the 17th (3.4 s after the last frame). The supervisor's own clock and
+    # history say when.
+    clock = ManualClock()
+    capture = ClockedStall(clock, frames=10, period_s=1 / 1.5)
+    settings = SupervisorSettings(live=True, nominal_fps=1.5, start_timeout_s=10.0)
+    sup = SourceSupervisor("cam", "rtsp://cam/x", lambda: capture, settings, clock)
+    sup.attach(SlotSet(clock).add("cam", live=True))
+    sup.worker.start()
+    try:
+        wait_until(lambda: sup.status().stalls_total == 1)
+        st = sup.status()
+        stalled_s = clock.monotonic() - next(ago for state, ago, _ in st.history if state == "stalled")
+        assert capture.last_frame_s is not None
+        assert stalled_s - capture.last_frame_s == pytest.approx(stall_timeout_s(1.5), abs=1e-6)
+        assert st.last_error is not None and st.last_error.startswith("no frame for 3.3 s")
+    finally:
+        sup.stop()
+
+
 def test_a_permanent_error_is_failed_with_its_reason_and_retried_slowly():
     missing = CaptureError("no such file: /v/a.mp4", permanent=True)
     sup, _ = run_supervisor([lambda: Scripted(0, "x", open_error=missing)])
