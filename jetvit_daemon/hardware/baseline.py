@@ -221,10 +221,17 @@ def read_state_file(path: Path) -> str:
             raise ConfigError(f"{path} is a symbolic link to {os.readlink(path)!r}: refused (the daemon never "
                               "follows links in its state directory; remove it)") from None
         raise
+    # Checked on the descriptor before it is wrapped: os.fdopen of a directory raises EISDIR naming the
+    # descriptor's number ("state_dir: 8: Is a directory"), not the file.
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ConfigError(f"{path} is not a regular file ({stat.filemode(st.st_mode)}): refused; remove it")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"{path} is not a regular file ({stat.filemode(st.st_mode)}): refused; remove it")
         return f.read().decode("utf-8", errors="replace")
 
 

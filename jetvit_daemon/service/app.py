@@ -36,11 +36,14 @@ log = logging.getLogger("jetvit_daemon")
 TICK_S = 0.2  # the supervisor's loop: signals, deaths, status, watchdog
 # A model that fails this many batches in a row is unhealthy (/healthz, /readyz 503) ...
 INFERENCE_UNHEALTHY_BATCHES = 5
-# ... and one that has failed every batch for this long ends the daemon with exit 3 (an engine error: a
-# restart would load the same model), instead of running forever at 0 FPS.
+# ... and one that has failed every batch for this long ends the daemon with EXIT_INFERENCE_FAILING instead
+# of running forever at 0 FPS. Not exit 3: the model loaded and passed its warm-up, so what fails now may pass
+# after a restart (a GPU hang, nvmap exhaustion, a driver reset); systemd restarts exit 5 (the unit does not
+# prevent it), and a model that then fails its warm-up is exit 3, which it does not restart. Each attempt
+# costs start-up, warm-up and this bound: at most about one restart a minute, never a tight loop.
 INFERENCE_FAILING_MAX_S = 60.0
 
-EXIT_OK, EXIT_WORKER_DIED, EXIT_ENGINE = 0, 1, 3
+EXIT_OK, EXIT_WORKER_DIED, EXIT_INFERENCE_FAILING = 0, 1, 5  # cli.py: 2 config, 3 engine, 4 actuation
 
 
 def ensure_state_dir(path: Path) -> None:
@@ -59,7 +62,8 @@ def ensure_state_dir(path: Path) -> None:
 
 class Service:
     """One run of the daemon over built `Components`. `run()` blocks until a stop request, the duration, a
-    worker's death or a model failing for good, and returns the exit status (0, 1 worker died, 3 engine).
+    worker's death or a model failing every batch, and returns the exit status (0; 1 a worker died; 5
+    inference failed every batch for INFERENCE_FAILING_MAX_S).
     `snapshot()` is thread-safe (HTTP and metrics call it); everything else belongs to the main thread."""
 
     def __init__(
@@ -245,9 +249,10 @@ class Service:
             if snap.inference_failing_s is not None and snap.inference_failing_s >= INFERENCE_FAILING_MAX_S:
                 assert snap.pipeline is not None
                 self.exit_reason = "inference failing"
-                log.error("inference has failed every batch for %.0f s (%d batches in a row): the model cannot "
-                          "run here; stopping (exit 3)", snap.inference_failing_s, snap.pipeline.failing_batches)
-                return EXIT_ENGINE
+                log.error("inference has failed every batch for %.0f s (%d batches in a row): stopping with exit 5 "
+                          "(a restart may clear a GPU fault; a model that then fails its warm-up is exit 3)",
+                          snap.inference_failing_s, snap.pipeline.failing_batches)
+                return EXIT_INFERENCE_FAILING
             if self.duration_s is not None and now - start_s >= self.duration_s:
                 self.exit_reason = "duration"
                 log.info("ran for %.0f s as asked: stopping", self.duration_s)

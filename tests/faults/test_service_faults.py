@@ -55,6 +55,20 @@ def _policy_a_directory(run: Run) -> None:
     run.policy_path.mkdir()
 
 
+def _journal_a_directory(run: Run) -> None:
+    run.setup["state"].mkdir(mode=0o700)
+    (run.setup["state"] / "baseline.json").mkdir()
+
+
+def _deep_config(run: Run) -> None:
+    with run.setup["config"].open("a") as f:
+        f.write("extra: " + "[" * 200 + "]" * 200 + "\n")
+
+
+def _binary_policy(run: Run) -> None:
+    run.policy_path.write_bytes(b"\xff\xfe\x00ladder\x80\x81" * 10)
+
+
 # -- SIGHUP storm (item 9) ---------------------------------------------------------------------------------
 def _sighup_storm(run: Run) -> None:
     for _ in range(100):
@@ -113,6 +127,16 @@ CASES = [
     Case("startup_policy_a_directory", "a policy path that is a directory is one line naming it, exit 2",
          _exits, prepare=_policy_a_directory, wait_ready=False, exit_codes=(2,),
          config={"policy_permissions": "ignore"}, log=(r"error: .*policy\.yaml.*[Dd]irectory",),
+         issue_items=("10",)),
+    Case("startup_journal_a_directory", "a baseline journal that is a directory is one line naming it, exit 2",
+         _exits, prepare=_journal_a_directory, wait_ready=False, exit_codes=(2,), journal="kept",
+         log=(r"error: .*/state/baseline\.json is not a regular file",), issue_items=("10",)),
+    Case("startup_deep_yaml_config", "a daemon.yaml nested 200 deep is one line naming the file and line, exit 2",
+         _exits, prepare=_deep_config, wait_ready=False, exit_codes=(2,),
+         log=(r"error: .*daemon\.yaml:\d+: .*nest",), issue_items=("3", "10")),
+    Case("startup_binary_policy", "a binary policy at start is one line naming the file, exit 2",
+         _exits, prepare=_binary_policy, wait_ready=False, exit_codes=(2,),
+         config={"policy_permissions": "ignore"}, log=(r"error: .*policy\.yaml.*(UTF-8|binary)",),
          issue_items=("10",)),
     Case("sighup_storm_then_sigterm", "100 SIGHUPs in a second do not delay SIGTERM: exit 0 within 10 s, restored",
          _sighup_storm, max_recovery_s=10.0, issue_items=("9",)),

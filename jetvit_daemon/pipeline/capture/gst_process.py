@@ -20,6 +20,7 @@ from typing import IO, Callable, Deque, Optional, Sequence
 import numpy as np
 
 from jetvit_daemon.pipeline.capture.base import Capture, CaptureEnded, CaptureError, Grab
+from jetvit_daemon.pipeline.capture.frame_pool import FramePool
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class GstLaunchCapture(Capture):
         self._stdout: Optional[IO[bytes]] = None
         self._stderr_lines: Deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self._drain: Optional[threading.Thread] = None
+        # Frames are read into reused buffers; one still referenced downstream is never overwritten.
+        self.pool = FramePool(self.shape)
         self._buf: Optional[np.ndarray] = None
         self._view: Optional[memoryview] = None
         self._filled = 0
@@ -115,7 +118,7 @@ class GstLaunchCapture(Capture):
         if self._stdout is None or self._proc is None:
             raise CaptureError("read before open")
         if self._buf is None:
-            self._buf = np.empty(self.shape, dtype=np.uint8)
+            self._buf = self.pool.take()
             self._view = self._buf.reshape(-1).data
             self._filled = 0
         assert self._view is not None

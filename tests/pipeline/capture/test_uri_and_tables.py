@@ -144,3 +144,43 @@ def test_v4l2_pipelines_for_mjpeg_and_yuyv_cameras_on_each_board():
     assert pc.shown.startswith("v4l2src device=/dev/video0 ! video/x-raw,format=YUY2,width=640,height=480,"
                                "framerate=15/2 ! aspectratiocrop")
     assert choose_mode([], 640, 480, 30) is None
+
+
+RECORDED = (DATA / "gst-inspect-jetson-recorded.txt").read_text()
+
+
+def _recorded_section(tag: str) -> str:
+    """The lines of one `# [tag]` section of the recorded Jetson output."""
+    out, inside = [], False
+    for line in RECORDED.splitlines():
+        if line.startswith("# ["):
+            inside = line.startswith(f"# [{tag}]")
+        elif inside:
+            out.append(line)
+    assert out, f"no section {tag}"
+    return "\n".join(out)
+
+
+def test_recorded_jetson_output_parses_to_the_omx_decoders_the_table_falls_back_to():
+    # Real `gst-inspect-1.0 | grep omx` lines (L4T r32 Nano; a TX1 on NVIDIA's L4T Ubuntu): the parser reads
+    # their shape, and the table's OMX chains name elements those boards really list.
+    tx1 = parse_gst_inspect(_recorded_section("tx1-l4t-ubuntu-omx"))
+    nano = parse_gst_inspect(_recorded_section("r32-nano-omx"))
+    assert {"omxh264dec", "omxh265dec"} <= tx1 and {"omxh265enc", "omxvp9dec"} <= nano
+    board = GstElements(tx1 | {"h264parse", "h265parse"})  # the parsers are upstream gst-plugins-bad
+    assert board.decoder("h264") == ("h264parse", "omxh264dec")
+    assert board.decoder("h265") == ("h265parse", "omxh265dec")
+
+
+def test_recorded_jetson_output_names_the_hardware_jpeg_decoder_and_nvvidconv_has_no_bgr():
+    elements = [ln.split(":")[0].strip() for ln in _recorded_section("jp46-nano-nvjpeg").splitlines()
+                if ln.startswith("  ")]
+    assert elements == ["nvjpegdec", "nvjpegenc"]
+    assert GstElements(frozenset(elements)).decoder("jpeg") == ("nvjpegdec",)
+    formats = next(ln.split(":", 1)[1] for ln in _recorded_section("nvvidconv-element").splitlines()
+                   if ln.startswith("nvvidconv-src-formats:"))
+    formats_set = {f.strip() for f in formats.split(",")}
+    assert "BGRx" in formats_set and "BGR" not in formats_set
+    # So a Jetson pipeline asks nvvidconv for BGRx and lets videoconvert drop the fourth byte.
+    plan = build_plan(parse_uri("file:///v/a.mp4"), SourceOptions(pace="fast"), JP5, T224)
+    assert "format=BGRx" in plan.shown and plan.shown.index("nvvidconv") < plan.shown.index("videoconvert")
