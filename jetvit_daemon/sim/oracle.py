@@ -203,8 +203,13 @@ class _Job:
 
 
 def _run_one(job: _Job, config: FixedConfig) -> Summary:
-    return simulate(job.board, config.spec, job.scenario, duration_s=job.duration_s, seed=job.seed,
-                    timeline=False, slo_ms=job.slo_ms).summary
+    return simulate_summary(job.board, config.spec, job.scenario, job.seed, job.slo_ms, job.duration_s)
+
+
+def simulate_summary(board: str, spec: str, scenario: Scenario, seed: int, slo_ms: Optional[float],
+                     duration_s: Optional[float] = None) -> Summary:
+    """One run's summary, no timeline: what a pool worker (`worker_pool`) is given to do."""
+    return simulate(board, spec, scenario, duration_s=duration_s, seed=seed, timeline=False, slo_ms=slo_ms).summary
 
 
 def _run_batch(args: Tuple[_Job, Sequence[FixedConfig]]) -> List[Summary]:
@@ -242,20 +247,28 @@ def _top(results: Dict[FixedConfig, Summary], key: Callable[[Summary], Any], n: 
     return [c for _, _, c in ranked[:n]]
 
 
+def worker_pool(jobs: int = MAX_JOBS) -> Executor:
+    """At most `MAX_JOBS` simulation processes. spawn, not fork: the caller may have threads, which fork would
+    copy in whatever state they are in (a script using it needs the `if __name__ == "__main__":` guard)."""
+    return ProcessPoolExecutor(max_workers=max(1, min(MAX_JOBS, jobs)),
+                               mp_context=multiprocessing.get_context("spawn"))
+
+
 def search(board: str, scenario: Scenario, seed: int = 0, slo_ms: Optional[float] = None,
            boot_mode: Optional[str] = None, max_batch: int = BATCH_GRID[-1], duration_s: Optional[float] = None,
-           jobs: int = MAX_JOBS, space: Optional[SearchSpace] = None) -> OracleResult:
+           jobs: int = MAX_JOBS, space: Optional[SearchSpace] = None,
+           executor: Optional[Executor] = None) -> OracleResult:
     """The best fixed configuration in hindsight (module docstring). `space` overrides the search space (tests:
-    a small one that can be checked by hand)."""
+    a small one that can be checked by hand); `executor` (from `worker_pool`) is a pool the caller shares
+    between searches, else one of `jobs` processes lives for this search."""
     started = time.perf_counter()
     slo = DEFAULT_SLO_MS if slo_ms is None else slo_ms
     space = space or search_space(board, boot_mode, max_batch, slo)
     job = _Job(board, scenario, seed, slo, duration_s)
     jobs = max(1, min(MAX_JOBS, jobs))
-    executor: Optional[Executor] = None
-    if jobs > 1:
-        # spawn: the caller may have threads, which fork would copy in whatever state they are.
-        executor = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    own = executor is None and jobs > 1
+    if own:
+        executor = worker_pool(jobs)
     try:
         ev = _Evaluator(job, executor, jobs)
         ev.run(c for cap in space.caps for c in space.configs(cap, COARSE_PAIRS))
@@ -278,7 +291,7 @@ def search(board: str, scenario: Scenario, seed: int = 0, slo_ms: Optional[float
                         wanted += space.configs(space.caps[j], [(c.batch_size, c.batch_wait_ms)])
             ev.run(wanted)
     finally:
-        if executor is not None:
+        if own and executor is not None:
             executor.shutdown()
     best = _top(ev.results, oracle_key, 1)[0]
     nt = _top(ev.results, non_throttling_key, 1)
