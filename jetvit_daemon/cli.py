@@ -163,12 +163,25 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario)
     spec = args.policy or str(DEFAULT_POLICY_FILE)
-    result = simulate(args.board, spec, scenario, duration_s=args.duration, seed=args.seed,
-                      timeline=args.out is not None)
+    verdict = None
+    if spec == "oracle":
+        from jetvit_daemon.sim.oracle import format_oracle, search
+
+        found = search(args.board, scenario, seed=args.seed, duration_s=args.duration)
+        verdict = format_oracle(found)
+        # The winner once more, with its timeline, so --out shows what the oracle would have done.
+        result = simulate(args.board, found.best.spec, scenario, duration_s=args.duration, seed=args.seed,
+                          timeline=args.out is not None, slo_ms=found.best_summary["slo_target_ms"])
+        result.summary = found.summary()
+    else:
+        result = simulate(args.board, spec, scenario, duration_s=args.duration, seed=args.seed,
+                          timeline=args.out is not None)
     written = write_outputs(result, args.out) if args.out is not None else []
     if args.json:
         print(json.dumps(result.summary))
     else:
+        if verdict is not None:
+            print(verdict)
         print(format_summary(result.summary))
         for path in written:
             print(f"wrote {path}")
@@ -318,9 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="replay a load scenario against a policy on a simulated board, offline")
     sim.add_argument("--board", default="orin-nano-super",
                      choices=BOARD_NAMES)
-    sim.add_argument("--policy", default=None, metavar="FILE|static:MODE|threshold",
+    sim.add_argument("--policy", default=None, metavar="FILE|static:MODE|fixed:…|threshold|oracle",
                      help="a policy file (default: the built-in policy), static:MODE (that mode, GPU uncapped, "
-                          "batch 4) or threshold (the naive power-threshold script)")
+                          "batch 4), fixed:MODE:CAP_MHZ|max:BATCH:WAIT_MS (one configuration throughout), "
+                          "threshold (the naive power-threshold script) or oracle (search for the best fixed "
+                          "configuration in hindsight, about a minute on two cores)")
     sim.add_argument("--scenario", default="steady", metavar="NAME|FILE",
                      help="steady, bursty, hot, budget, or a scenario file (copy one from jetvit_daemon/sim/"
                           "scenarios/)")

@@ -18,7 +18,7 @@ window) and the board power in it. A lower state never seen saturated is explore
 """
 
 from dataclasses import dataclass, replace
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 from jetvit_daemon.governor.policy import Policy
 from jetvit_daemon.hardware.base import TelemetrySample
@@ -208,139 +208,216 @@ def _step_up_target(policy: Policy, memory: Memory, demand_fps: float,
     return target
 
 
+@dataclass(frozen=True)
+class Tick:
+    """What every rule reads this tick: the policy, the observation, the state clocks' inputs."""
+
+    policy: Policy
+    obs: Observation
+    freqs: Optional[Sequence[float]]
+    index: int  # the current state (clamped to the ladder)
+    top: int
+    in_state_s: float
+    temp_c: Optional[float]  # the policy's sensor; None while telemetry is stale
+
+
+# A rule returns a Decision (it applies: the tick ends there) or the memory to hand to the next rule.
+_Outcome = Union[Decision, Memory]
+
+
+def make_tick(policy: Policy, obs: Observation, memory: Memory, freqs: Optional[Sequence[float]] = None) -> Tick:
+    temp = obs.telemetry.temp_c(policy.thermal.sensor) if obs.telemetry is not None else None
+    return Tick(policy=policy, obs=obs, freqs=freqs, index=min(memory.index, len(policy.ladder) - 1),
+                top=len(policy.ladder) - 1, in_state_s=obs.now_s - memory.entered_s, temp_c=temp)
+
+
 def decide(policy: Policy, obs: Observation, memory: Memory,
            state_freqs_hz: Optional[Sequence[float]] = None) -> Decision:
     """`state_freqs_hz`: each ladder state's GPU clock limit on this board (its cap, else its mode's maximum,
-    else the table's top), for estimating the capacity of states not measured yet; None: no estimates."""
-    now = obs.now_s
-    top = len(policy.ladder) - 1
-    index = min(memory.index, top)  # a reloaded policy may have fewer states
+    else the table's top), for estimating the capacity of states not measured yet; None: no estimates.
+
+    The rules run in the module docstring's order; the first that returns a Decision wins."""
+    index = min(memory.index, len(policy.ladder) - 1)  # a reloaded policy may have fewer states
     if index != memory.index:
         memory = replace(memory, index=index)
     memory = learn(policy, obs, memory)
-    in_state_s = now - memory.entered_s
-
-    # Stale telemetry, or fresh telemetry without the policy's sensor: without a temperature we cannot know we
-    # are safe.
-    th = policy.thermal
-    sensor_missing = (obs.telemetry_fresh and obs.telemetry is not None
-                      and obs.telemetry.temp_c(th.sensor) is None)
-    if not obs.telemetry_fresh or obs.telemetry is None or sensor_missing:
-        since = memory.stale_since_s if memory.stale_since_s is not None else now
-        memory = replace(memory, stale_since_s=since, up_since_s=None, down_since_s=None)
-        stale_for = now - since
-        target = policy.stale_index
-        what = f"no {th.sensor} temperature in telemetry" if sensor_missing else "no fresh telemetry"
-        if stale_for >= policy.stale_telemetry.after_s and index > target:
-            return _move(policy, memory, target, "stale",
-                         f"{what} for {stale_for:.0f} s ≥ {policy.stale_telemetry.after_s:.0f} s", now)
-        return _hold(memory, f"{what} for {stale_for:.0f} s")
-    memory = replace(memory, stale_since_s=None)
-    assert obs.telemetry is not None
-    temp = obs.telemetry.temp_c(th.sensor)
-    label = th.sensor
-    if temp is not None:
-        if temp >= th.critical_c:
-            memory = replace(memory, hot_hold=True)
-            if index > 0:
-                return _move(policy, memory, 0, "critical",
-                             f"{label} {temp:.1f} °C ≥ critical {th.critical_c:.0f} °C", now)
-            return _hold(memory, f"{label} {temp:.1f} °C critical, already lowest")
-        if temp >= th.hot_c:
-            memory = replace(memory, hot_hold=True)
-            if index > 0 and in_state_s >= policy.dwell.up_after_s:
-                return _move(policy, memory, index - 1, "hot", f"{label} {temp:.1f} °C ≥ hot {th.hot_c:.0f} °C", now)
-            return _hold(memory, f"{label} {temp:.1f} °C hot")
-        if memory.hot_hold and temp < th.hot_c - th.hysteresis_c:
-            memory = replace(memory, hot_hold=False)
-
-    budget = policy.power_budget.watts
-    power = obs.board_power_avg_w
-    learned = memory.learned
-    if budget is not None and power is not None and power > budget:
-        memory = replace(memory, up_since_s=None)
-        # The average lags: once in a state measured within the budget, wait for the average to follow
-        # instead of stepping further down.
-        # The average lags, and a state's own power shows only after POWER_SETTLE_S in it: judge the state
-        # entered by its own power (learned, else the reading now) once settled, or a lagging average cascades
-        # down to the lowest state.
-        settled = in_state_s >= max(policy.dwell.up_after_s, POWER_SETTLE_S)
-        now_w = obs.telemetry.board_power_w
-        state_power = learned[index].power_w if learned[index].power_w is not None else now_w
-        if index > 0 and settled and (state_power is None or state_power > budget):
-            target = index - 1
-            while target > 0 and not _within_budget(policy, learned[target]):
-                target -= 1
-            return _move(policy, memory, target, "budget",
-                         f"board power {power:.1f} W (average) > budget {budget:.1f} W", now)
-        return _hold(memory, f"board power {power:.1f} W over the {budget:.1f} W budget, settling")
-
-    p = obs.pipeline
-    risk = slo_at_risk(policy, p, learned[index].capacity_fps)
-    if risk is not None:
-        since = memory.up_since_s if memory.up_since_s is not None else now
-        memory = replace(memory, up_since_s=since, down_since_s=None)
-        if index >= top:
-            return _hold(memory, f"{risk}; already at the highest state")
-        if memory.hot_hold:
-            return _hold(memory, f"{risk}; holding below hot until {label} < {th.hot_c - th.hysteresis_c:.0f} °C")
-        if temp is not None and temp >= th.warm_c:
-            return _hold(memory, f"{risk}; {label} {temp:.1f} °C ≥ warm {th.warm_c:.0f} °C")
-        if (budget is not None and power is not None and power > 0.9 * budget
-                and learned[index + 1].power_w is None):
-            return _hold(memory, f"{risk}; power {power:.1f} W near the {budget:.1f} W budget and "
-                                 f"{policy.ladder[index + 1].name} not measured yet")
-        target = _step_up_target(policy, memory, p.demand_fps, state_freqs_hz)
-        if target == index:
-            return _hold(memory, f"{risk}; the next state is measured over the {budget} W budget")
-        if now - since >= policy.dwell.up_after_s:
-            if learned[index].capacity_fps is None:
-                marked = list(learned)
-                marked[index] = replace(learned[index], insufficient_fps=p.demand_fps)
-                memory = replace(memory, learned=tuple(marked))
-            return _move(policy, memory, target, "slo", risk, now)
-        return _hold(memory, risk)
-
-    room = has_headroom(policy, p)
-    if room is not None and index > 0:
-        need = p.demand_fps * (1.0 + policy.capacity.margin)
-        lower_cap = learned[index - 1].capacity_fps
-        lower_est = capacity_of(memory, index - 1, state_freqs_hz)
-        if lower_est is not None and lower_est < need:
-            memory = replace(memory, up_since_s=None, down_since_s=None)
-            how = "measured" if lower_cap is not None else "estimated"
-            return _hold(memory, f"{policy.ladder[index - 1].name} {how} {lower_est:.0f} frames/s < "
-                                 f"{need:.0f} needed (demand {p.demand_fps:.0f} × {1 + policy.capacity.margin:.2f})")
-        failed_at = learned[index - 1].insufficient_fps
-        if lower_cap is None and failed_at is not None and p.demand_fps * (1.0 + policy.capacity.margin) > failed_at:
-            memory = replace(memory, up_since_s=None, down_since_s=None)
-            return _hold(memory, f"{policy.ladder[index - 1].name} fell short at {failed_at:.0f} frames/s; demand "
-                                 f"{p.demand_fps:.0f} × {1 + policy.capacity.margin:.2f} is not clearly lower")
-        since = memory.down_since_s if memory.down_since_s is not None else now
-        memory = replace(memory, down_since_s=since, up_since_s=None)
-        if in_state_s < policy.dwell.min_state_s:
-            return _hold(memory, room)
-        if p.demand_fps == 0 and p.queue_depth == 0:
-            # Nothing to serve: any state covers it, measured or not.
-            if now - since >= policy.dwell.down_measured_after_s:
-                return _move(policy, memory, 0, "headroom", f"{room}: the lowest state serves nothing as well", now)
-            return _hold(memory, room)
-        if lower_cap is not None:
-            # Measured: go straight to the lowest state measured to cover the need, without the long wait.
-            target = index - 1
-            while target > 0:
-                below = learned[target - 1].capacity_fps
-                if below is None or below < need:
-                    break
-                target -= 1
-            if now - since >= policy.dwell.down_measured_after_s:
-                cap = learned[target].capacity_fps
-                assert cap is not None
-                return _move(policy, memory, target, "headroom",
-                             f"{room}; {policy.ladder[target].name} measured {cap:.0f} frames/s ≥ {need:.0f} "
-                             "needed", now)
-            return _hold(memory, room)
-        if now - since >= policy.dwell.down_after_s:
-            return _move(policy, memory, index - 1, "headroom", f"{room}; trying the lower state", now)
-        return _hold(memory, room)
+    tick = make_tick(policy, obs, memory, state_freqs_hz)
+    for rule in RULE_ORDER:
+        outcome = rule(tick, memory)
+        if isinstance(outcome, Decision):
+            return outcome
+        memory = outcome
     return _hold(replace(memory, up_since_s=None, down_since_s=None), "within targets")
+
+
+def rule_stale(t: Tick, memory: Memory) -> _Outcome:
+    """Stale telemetry, or fresh telemetry without the policy's sensor: without a temperature we cannot know we
+    are safe. After `after_s`, the safe state."""
+    obs, policy, now = t.obs, t.policy, t.obs.now_s
+    sensor = policy.thermal.sensor
+    sensor_missing = obs.telemetry_fresh and obs.telemetry is not None and t.temp_c is None
+    if obs.telemetry_fresh and obs.telemetry is not None and not sensor_missing:
+        return replace(memory, stale_since_s=None)
+    since = memory.stale_since_s if memory.stale_since_s is not None else now
+    memory = replace(memory, stale_since_s=since, up_since_s=None, down_since_s=None)
+    stale_for = now - since
+    target = policy.stale_index
+    what = f"no {sensor} temperature in telemetry" if sensor_missing else "no fresh telemetry"
+    if stale_for >= policy.stale_telemetry.after_s and t.index > target:
+        return _move(policy, memory, target, "stale",
+                     f"{what} for {stale_for:.0f} s ≥ {policy.stale_telemetry.after_s:.0f} s", now)
+    return _hold(memory, f"{what} for {stale_for:.0f} s")
+
+
+def rule_critical(t: Tick, memory: Memory) -> _Outcome:
+    """At or above `critical_c`: the lowest state at once, and the hot hold."""
+    th, temp = t.policy.thermal, t.temp_c
+    if temp is None or temp < th.critical_c:
+        return memory
+    memory = replace(memory, hot_hold=True)
+    if t.index > 0:
+        return _move(t.policy, memory, 0, "critical",
+                     f"{th.sensor} {temp:.1f} °C ≥ critical {th.critical_c:.0f} °C", t.obs.now_s)
+    return _hold(memory, f"{th.sensor} {temp:.1f} °C critical, already lowest")
+
+
+def rule_hot(t: Tick, memory: Memory) -> _Outcome:
+    """At or above `hot_c`: one rung down per `up_after_s` in a state, and hold (no step up) until below
+    hot − hysteresis."""
+    th, temp = t.policy.thermal, t.temp_c
+    if temp is None:
+        return memory
+    if temp >= th.hot_c:
+        memory = replace(memory, hot_hold=True)
+        if t.index > 0 and t.in_state_s >= t.policy.dwell.up_after_s:
+            return _move(t.policy, memory, t.index - 1, "hot", f"{th.sensor} {temp:.1f} °C ≥ hot {th.hot_c:.0f} °C",
+                         t.obs.now_s)
+        return _hold(memory, f"{th.sensor} {temp:.1f} °C hot")
+    if memory.hot_hold and temp < th.hot_c - th.hysteresis_c:
+        memory = replace(memory, hot_hold=False)
+    return memory
+
+
+def rule_budget(t: Tick, memory: Memory) -> _Outcome:
+    """The budget window's average over `watts`: step down to a state measured within the budget, judging the
+    state entered by its own power once settled (the average lags)."""
+    policy, obs = t.policy, t.obs
+    budget, power = policy.power_budget.watts, obs.board_power_avg_w
+    if budget is None or power is None or power <= budget:
+        return memory
+    memory = replace(memory, up_since_s=None)
+    # The average lags, and a state's own power shows only after POWER_SETTLE_S in it: judge the state
+    # entered by its own power (learned, else the reading now) once settled, or a lagging average cascades
+    # down to the lowest state.
+    learned = memory.learned
+    settled = t.in_state_s >= max(policy.dwell.up_after_s, POWER_SETTLE_S)
+    now_w = obs.telemetry.board_power_w if obs.telemetry is not None else None
+    state_power = learned[t.index].power_w if learned[t.index].power_w is not None else now_w
+    if t.index > 0 and settled and (state_power is None or state_power > budget):
+        target = t.index - 1
+        while target > 0 and not _within_budget(policy, learned[target]):
+            target -= 1
+        return _move(policy, memory, target, "budget",
+                     f"board power {power:.1f} W (average) > budget {budget:.1f} W", obs.now_s)
+    return _hold(memory, f"board power {power:.1f} W over the {budget:.1f} W budget, settling")
+
+
+def rule_slo(t: Tick, memory: Memory) -> _Outcome:
+    """SLO at risk for `up_after_s`: step up, if below warm and within the budget, straight to the lowest state
+    whose capacity covers demand × (1 + margin)."""
+    policy, obs, index, now = t.policy, t.obs, t.index, t.obs.now_s
+    th, p, learned = policy.thermal, obs.pipeline, memory.learned
+    risk = slo_at_risk(policy, p, learned[index].capacity_fps)
+    if risk is None:
+        return memory
+    since = memory.up_since_s if memory.up_since_s is not None else now
+    memory = replace(memory, up_since_s=since, down_since_s=None)
+    if index >= t.top:
+        return _hold(memory, f"{risk}; already at the highest state")
+    if memory.hot_hold:
+        return _hold(memory, f"{risk}; holding below hot until {th.sensor} < {th.hot_c - th.hysteresis_c:.0f} °C")
+    if t.temp_c is not None and t.temp_c >= th.warm_c:
+        return _hold(memory, f"{risk}; {th.sensor} {t.temp_c:.1f} °C ≥ warm {th.warm_c:.0f} °C")
+    budget, power = policy.power_budget.watts, obs.board_power_avg_w
+    if budget is not None and power is not None and power > 0.9 * budget and learned[index + 1].power_w is None:
+        return _hold(memory, f"{risk}; power {power:.1f} W near the {budget:.1f} W budget and "
+                             f"{policy.ladder[index + 1].name} not measured yet")
+    target = _step_up_target(policy, memory, p.demand_fps, t.freqs)
+    if target == index:
+        return _hold(memory, f"{risk}; the next state is measured over the {budget} W budget")
+    if now - since < policy.dwell.up_after_s:
+        return _hold(memory, risk)
+    if learned[index].capacity_fps is None:
+        marked = list(learned)
+        marked[index] = replace(learned[index], insufficient_fps=p.demand_fps)
+        memory = replace(memory, learned=tuple(marked))
+    return _move(policy, memory, target, "slo", risk, now)
+
+
+def rule_headroom(t: Tick, memory: Memory) -> _Outcome:
+    """Headroom for `down_after_s` (or `down_measured_after_s` when measured): step down, only into a state whose
+    capacity still covers demand × (1 + margin), after `min_state_s` in the state."""
+    policy, p, index = t.policy, t.obs.pipeline, t.index
+    room = has_headroom(policy, p)
+    if room is None or index == 0:
+        return memory
+    need = p.demand_fps * (1.0 + policy.capacity.margin)
+    veto = _step_down_veto(t, memory, need)
+    if veto is not None:
+        return _hold(replace(memory, up_since_s=None, down_since_s=None), veto)
+    now = t.obs.now_s
+    since = memory.down_since_s if memory.down_since_s is not None else now
+    memory = replace(memory, down_since_s=since, up_since_s=None)
+    if t.in_state_s < policy.dwell.min_state_s:
+        return _hold(memory, room)
+    waited_s = now - since
+    if p.demand_fps == 0 and p.queue_depth == 0:
+        # Nothing to serve: any state covers it, measured or not.
+        if waited_s >= policy.dwell.down_measured_after_s:
+            return _move(policy, memory, 0, "headroom", f"{room}: the lowest state serves nothing as well", now)
+        return _hold(memory, room)
+    learned = memory.learned
+    if learned[index - 1].capacity_fps is not None:
+        # Measured: go straight to the lowest state measured to cover the need, without the long wait.
+        if waited_s < policy.dwell.down_measured_after_s:
+            return _hold(memory, room)
+        target = _measured_step_down_target(memory, index, need)
+        cap = learned[target].capacity_fps
+        assert cap is not None
+        return _move(policy, memory, target, "headroom",
+                     f"{room}; {policy.ladder[target].name} measured {cap:.0f} frames/s ≥ {need:.0f} needed", now)
+    if waited_s >= policy.dwell.down_after_s:
+        return _move(policy, memory, index - 1, "headroom", f"{room}; trying the lower state", now)
+    return _hold(memory, room)
+
+
+def _step_down_veto(t: Tick, memory: Memory, need: float) -> Optional[str]:
+    """Why the next lower state must not be entered at this demand, or None."""
+    policy, p, lower = t.policy, t.obs.pipeline, t.index - 1
+    learned = memory.learned[lower]
+    margin = 1 + policy.capacity.margin
+    estimate = capacity_of(memory, lower, t.freqs)
+    if estimate is not None and estimate < need:
+        how = "measured" if learned.capacity_fps is not None else "estimated"
+        return (f"{policy.ladder[lower].name} {how} {estimate:.0f} frames/s < {need:.0f} needed "
+                f"(demand {p.demand_fps:.0f} × {margin:.2f})")
+    failed_at = learned.insufficient_fps
+    if learned.capacity_fps is None and failed_at is not None and need > failed_at:
+        return (f"{policy.ladder[lower].name} fell short at {failed_at:.0f} frames/s; demand {p.demand_fps:.0f} × "
+                f"{margin:.2f} is not clearly lower")
+    return None
+
+
+def _measured_step_down_target(memory: Memory, index: int, need: float) -> int:
+    """The lowest state reached from `index` − 1 through consecutive measured states that each cover `need`."""
+    target = index - 1
+    while target > 0:
+        below = memory.learned[target - 1].capacity_fps
+        if below is None or below < need:
+            break
+        target -= 1
+    return target
+
+
+RULE_ORDER: Tuple[Callable[[Tick, Memory], _Outcome], ...] = (
+    rule_stale, rule_critical, rule_hot, rule_budget, rule_slo, rule_headroom)

@@ -7,8 +7,10 @@ of the pipeline stands in for the cameras and the inference stage: frames arrive
 wait in a bounded queue (oldest dropped when full), and are served in batches whose duration is the board's
 ViT inference time at the GPU clock of the moment.
 
-Baselines for comparison: `static:MODE` (that mode, GPU uncapped, batch 4 throughout) and `threshold`
-(every 5 s: board power above a threshold → the lowest mode, below → the highest; the naive script).
+Baselines for comparison: `static:MODE` (that mode, GPU uncapped, batch 4 throughout), `fixed:MODE:CAP:B:W`
+(one configuration held throughout: mode, GPU cap in MHz or `max`, batch size, batch wait in ms; what the
+oracle search in `sim/oracle.py` scores) and `threshold` (every 5 s: board power above a threshold → the
+lowest mode, below → the highest; the naive script).
 """
 
 import collections
@@ -46,6 +48,7 @@ MAX_BATCH_WAIT_S = 0.02  # the daemon's default pipeline.max_batch_wait_ms
 STATS_WINDOW_S = 10.0  # the daemon's default pipeline.stats_window_s
 TELEMETRY_INTERVAL_S = 1.0  # the daemon's default telemetry.interval_s
 DEFAULT_SLO_MS = 250.0  # the shipped policy's latency target, used to score the baselines
+MAX_SIM_BATCH = 32  # the pipeline model's largest batch
 
 
 class OfflinePlatform(Platform):
@@ -171,6 +174,66 @@ class StaticController(Controller):
         set_batch(BASELINE_BATCH, None)
 
 
+FIXED_PREFIX = "fixed:"
+
+
+@dataclass(frozen=True)
+class FixedConfig:
+    """One configuration held for the whole run: a power mode, a GPU cap (None: the mode's own maximum), a
+    batch size and a batch wait. `spec` is its `--policy` form, `fixed:MODE:CAP_MHZ|max:BATCH:WAIT_MS`."""
+
+    mode: str
+    gpu_cap_hz: Optional[int]
+    batch_size: int
+    batch_wait_ms: float
+
+    @property
+    def spec(self) -> str:
+        return f"{FIXED_PREFIX}{self.mode}:{_mhz_text(self.gpu_cap_hz)}:{self.batch_size}:{self.batch_wait_ms:g}"
+
+    @property
+    def label(self) -> str:
+        cap = "GPU max" if self.gpu_cap_hz is None else f"GPU ≤ {_mhz_text(self.gpu_cap_hz)} MHz"
+        return f"{self.mode}, {cap}, batch {self.batch_size}, wait {self.batch_wait_ms:g} ms"
+
+
+def _mhz_text(hz: Optional[int]) -> str:
+    """MHz exactly (318.75, not 318), or `max`."""
+    return "max" if hz is None else f"{hz / 1e6:.6g}"
+
+
+def parse_fixed(spec: str) -> FixedConfig:
+    """`fixed:MODE:CAP_MHZ|max:BATCH:WAIT_MS` → FixedConfig; ConfigError saying what is valid otherwise."""
+    usage = "expected fixed:MODE:CAP_MHZ|max:BATCH:WAIT_MS, e.g. fixed:25W:612:8:50"
+    parts = spec[len(FIXED_PREFIX):].rsplit(":", 3)
+    if len(parts) != 4 or not parts[0]:
+        raise ConfigError(f"{spec}: {usage}")
+    mode, cap, batch, wait = parts
+    try:
+        cap_hz = None if cap == "max" else round(float(cap) * 1e6)
+        batch_size = int(batch)
+        wait_ms = float(wait)
+    except ValueError:
+        raise ConfigError(f"{spec}: {usage}") from None
+    if (cap_hz is not None and cap_hz <= 0) or not 1 <= batch_size <= MAX_SIM_BATCH or not 0 <= wait_ms <= 2000:
+        raise ConfigError(f"{spec}: cap > 0 MHz, batch 1..{MAX_SIM_BATCH} and wait 0..2000 ms ({usage})")
+    return FixedConfig(mode, cap_hz, batch_size, wait_ms)
+
+
+class FixedController(Controller):
+    """One configuration, set once at the start (the board boots in its mode, as for static:MODE)."""
+
+    def __init__(self, config: FixedConfig) -> None:
+        self.config = config
+        self.name = config.spec
+        self.interval_s = 3600.0
+
+    def start(self, platform: OfflinePlatform, set_batch: Callable[[int, Optional[float]], int]) -> None:
+        platform.set_mode(self.config.mode)
+        platform.set_gpu_cap_hz(self.config.gpu_cap_hz)
+        set_batch(self.config.batch_size, self.config.batch_wait_ms / 1000.0)
+
+
 class ThresholdController(Controller):
     """Every 5 s: board power above `threshold_w` → `low`, else → `high` (modes in one reboot group)."""
 
@@ -291,9 +354,12 @@ class _Windows:
 
 def make_controller(spec: str, clock: ManualClock, view: Callable[[], PipelineView], conf: NvpmodelConf,
                     physics: BoardPhysics, scenario: Scenario) -> Tuple[Controller, float]:
-    """The controller named by `spec` (a policy file, `static:MODE` or `threshold`) and its SLO target (s)."""
+    """The controller named by `spec` (a policy file, `static:MODE`, `fixed:…` or `threshold`) and its SLO
+    target (s)."""
     if spec.startswith("static:"):
         return StaticController(spec.split(":", 1)[1]), DEFAULT_SLO_MS / 1000.0
+    if spec.startswith(FIXED_PREFIX):
+        return FixedController(parse_fixed(spec)), DEFAULT_SLO_MS / 1000.0
     if spec == "threshold":
         return threshold_for(conf, physics), DEFAULT_SLO_MS / 1000.0
     policy = load_policy(Path(spec))
@@ -305,15 +371,18 @@ def make_controller(spec: str, clock: ManualClock, view: Callable[[], PipelineVi
 
 
 def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: Optional[float] = None,
-             seed: int = 0, dt_s: float = 0.1, timeline: bool = True) -> SimResult:
-    """Run `scenario` on the simulated `board` under a policy file, `static:MODE` or `threshold`."""
+             seed: int = 0, dt_s: float = 0.1, timeline: bool = True, slo_ms: Optional[float] = None) -> SimResult:
+    """Run `scenario` on the simulated `board` under a policy file, `static:MODE`, `fixed:…` or `threshold`;
+    `slo_ms` (default: the policy's target, else 250 ms) is the latency the run is scored against."""
     profile = get_profile(board)
     conf = load_conf(profile)
     physics = BoardPhysics(profile, scenario.cooling, scenario.ambient_c)
     # static:MODE boots the board in that mode, as an operator would (rebooting if the mode needs it).
     boot_mode = controller_spec.split(":", 1)[1] if controller_spec.startswith("static:") else None
+    if controller_spec.startswith(FIXED_PREFIX):
+        boot_mode = parse_fixed(controller_spec).mode
     if boot_mode is not None and conf.mode_by_name(boot_mode) is None:
-        raise ConfigError(f"static:{boot_mode}: no such power mode on {profile.name} "
+        raise ConfigError(f"{controller_spec}: no such power mode on {profile.name} "
                           f"(have: {', '.join(m.name for m in conf.modes)})")
     clock = ManualClock(start_s=0.0, wall_offset_s=0.0)
     platform = OfflinePlatform(physics, conf, f"simulated {profile.long_name}", boot_mode, clock)
@@ -327,7 +396,7 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
     batch_wait_s = [MAX_BATCH_WAIT_S]
 
     def set_batch(n: int, wait_s: Optional[float] = None) -> int:
-        batch[0] = max(1, min(int(n), 32))
+        batch[0] = max(1, min(int(n), MAX_SIM_BATCH))
         batch_wait_s[0] = MAX_BATCH_WAIT_S if wait_s is None else wait_s
         return batch[0]
 
@@ -340,6 +409,8 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
                             busy_fraction=windows.busy_s / span, window_s=windows.window_s)
 
     controller, slo_s = make_controller(controller_spec, clock, view, conf, physics, scenario)
+    if slo_ms is not None:
+        slo_s = slo_ms / 1000.0
     budget_w = scenario.power_budget_w
     zone_names = {z.type: thermal_name(z.type) for z in profile.thermal_zones}
 
