@@ -157,25 +157,29 @@ def format_probe(report: Dict[str, Any]) -> str:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import json
 
-    from jetvit_daemon.governor.policy import DEFAULT_POLICY_FILE
     from jetvit_daemon.sim.offline import simulate, write_outputs
     from jetvit_daemon.sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    spec = args.policy or str(DEFAULT_POLICY_FILE)
+    spec = args.policy or str(default_policy_for(args.board))
     verdict = None
     if spec == "oracle":
         from jetvit_daemon.sim.oracle import format_oracle, search
 
-        found = search(args.board, scenario, seed=args.seed, duration_s=args.duration)
+        found = search(args.board, scenario, seed=args.seed, duration_s=args.duration, slo_ms=args.slo_ms,
+                       boot_mode=args.boot_mode, workload=args.workload)
         verdict = format_oracle(found)
         # The winner once more, with its timeline, so --out shows what the oracle would have done.
         result = simulate(args.board, found.best.spec, scenario, duration_s=args.duration, seed=args.seed,
-                          timeline=args.out is not None, slo_ms=found.best_summary["slo_target_ms"])
+                          timeline=args.out is not None, slo_ms=found.best_summary["slo_target_ms"],
+                          workload=args.workload)
         result.summary = found.summary()
     else:
         result = simulate(args.board, spec, scenario, duration_s=args.duration, seed=args.seed,
-                          timeline=args.out is not None)
+                          timeline=args.out is not None, slo_ms=args.slo_ms, boot_mode=args.boot_mode,
+                          workload=args.workload)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     written = write_outputs(result, args.out) if args.out is not None else []
     if args.json:
         print(json.dumps(result.summary))
@@ -188,6 +192,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         if args.out is not None and not any(p.suffix == ".png" for p in written):
             print("no plot: install matplotlib (pip install 'jetvit-daemon[plot]') for timeline.png")
     return 0
+
+
+def default_policy_for(board: str) -> Path:
+    """The policy shipped for this simulated board (jetvit_daemon/assets/policies/), else the bundled default."""
+    from jetvit_daemon.governor.policy import DEFAULT_POLICY_FILE
+    from jetvit_daemon.governor.policy_init import board_policy
+
+    return board_policy(board) or DEFAULT_POLICY_FILE
 
 
 def format_summary(s: Dict[str, Any]) -> str:
@@ -203,10 +215,12 @@ def format_summary(s: Dict[str, Any]) -> str:
     return "\n".join(f"{k:<{width}}  {fmt(v)}" for k, v in s.items())
 
 
-def board_facts(board: Optional[str]) -> Any:
+def board_facts(board: Optional[str], boot_mode: Optional[str] = None) -> Any:
     """The facts `policy check` checks against: a named simulated board, else the Jetson this runs on, else the
-    default simulated board."""
+    default simulated board. The mode it runs in: the Jetson's own; a simulated board's `boot_mode` (default:
+    none for `policy check`, which then checks reboot groups within the ladder only)."""
     from jetvit_daemon.governor.policy_check import BoardFacts
+    from jetvit_daemon.hardware.base import PowerMode
     from jetvit_daemon.hardware.commands import SubprocessRunner
     from jetvit_daemon.hardware.devfreq import GpuDevfreq, find_gpu_devfreq
     from jetvit_daemon.hardware.nvpmodel import Nvpmodel
@@ -221,12 +235,20 @@ def board_facts(board: Optional[str]) -> Any:
             conf = Nvpmodel(SubprocessRunner(), tree).conf()
             gpu_dir = find_gpu_devfreq(tree)
             freqs = GpuDevfreq(tree, gpu_dir).available_hz() if gpu_dir is not None else []
-            return BoardFacts(info.model, conf.power_modes, freqs)
+            running = Nvpmodel(SubprocessRunner(), tree).query()
+            return BoardFacts(info.model, conf.power_modes, freqs, running)
         board = DEFAULT_PROFILE
-        print(f"no Jetson here: checking against the simulated {board} (choose another with --board)",
-              file=sys.stderr)
+        print(f"no Jetson here: using the simulated {board} (choose another with --board)", file=sys.stderr)
     profile = get_profile(board)
-    return BoardFacts(f"simulated {profile.name}", load_conf(profile).power_modes, list(profile.gpu_table_hz))
+    conf = load_conf(profile)
+    current: Optional[PowerMode] = None
+    if boot_mode is not None:
+        mode = conf.mode_by_name(boot_mode)
+        if mode is None:
+            raise ConfigError(f"--boot-mode {boot_mode}: no such power mode on {profile.name} "
+                              f"(have: {', '.join(m.name for m in conf.modes)})")
+        current = mode.power_mode
+    return BoardFacts(f"simulated {profile.name}", conf.power_modes, list(profile.gpu_table_hz), current)
 
 
 def _cmd_policy_check(args: argparse.Namespace) -> int:
@@ -236,7 +258,7 @@ def _cmd_policy_check(args: argparse.Namespace) -> int:
 
     try:
         text = read_policy_text(args.file)
-        policy, problems, notes = check_policy_text(text, str(args.file), board_facts(args.board))
+        policy, problems, notes = check_policy_text(text, str(args.file), board_facts(args.board, args.boot_mode))
     except PolicyError as exc:
         print(exc)
         return 1
@@ -251,6 +273,43 @@ def _cmd_policy_check(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.file}: valid ({len(policy.ladder)} states: {' < '.join(s.name for s in policy.ladder)})")
     return 0
+
+
+def _cmd_policy_init(args: argparse.Namespace) -> int:
+    from jetvit_daemon.governor.policy_check import check_policy_text
+    from jetvit_daemon.governor.policy_init import starter_policy
+
+    facts = board_facts(args.board, args.boot_mode)
+    if facts.current_mode is None:  # a simulated board without --boot-mode: it boots in its conf's default
+        import dataclasses
+
+        from jetvit_daemon.sim.boards import DEFAULT_PROFILE, get_profile, load_conf
+
+        default = load_conf(get_profile(args.board or DEFAULT_PROFILE)).default_mode.power_mode
+        facts = dataclasses.replace(facts, current_mode=default)
+    max_batch = args.max_batch if args.max_batch is not None else model_max_batch(args.config)
+    text = starter_policy(facts, max_batch)
+    _, problems, _ = check_policy_text(text, "the starter policy", facts)
+    if problems:  # a bug here, not the user's: never write a policy the board would refuse
+        raise PolicyError("\n".join(problems))
+    if args.out is None:
+        print(text, end="")
+        return 0
+    if args.out.exists() and not args.force:
+        raise ConfigError(f"{args.out}: exists; choose another --out or add --force to replace it")
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out} for {facts.name} ({text.count('  - name:')} states); check it with: "
+          f"jetvit-daemon policy check {args.out}", file=sys.stderr)
+    return 0
+
+
+def model_max_batch(config_path: Optional[Path]) -> int:
+    """The largest batch the configured model takes (its manifest), for the ladder's batch sizes."""
+    from jetvit_daemon.config import load_config
+    from jetvit_daemon.runners.manifest import load_manifest
+
+    model = load_config(config_path).model_path()
+    return load_manifest(model).batch.max
 
 
 def _cmd_policy_schema(args: argparse.Namespace) -> int:
@@ -332,13 +391,22 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--board", default="orin-nano-super",
                      choices=BOARD_NAMES)
     sim.add_argument("--policy", default=None, metavar="FILE|static:MODE|fixed:…|threshold|oracle",
-                     help="a policy file (default: the built-in policy), static:MODE (that mode, GPU uncapped, "
+                     help="a policy file (default: the board's shipped policy), static:MODE (that mode, GPU uncapped, "
                           "batch 4), fixed:MODE:CAP_MHZ|max:BATCH:WAIT_MS (one configuration throughout), "
                           "threshold (the naive power-threshold script) or oracle (search for the best fixed "
                           "configuration in hindsight, about a minute on two cores)")
     sim.add_argument("--scenario", default="steady", metavar="NAME|FILE",
                      help="steady, bursty, hot, budget, or a scenario file (copy one from jetvit_daemon/sim/"
                           "scenarios/)")
+    sim.add_argument("--boot-mode", default=None, metavar="MODE",
+                     help="the power mode the board boots in (default: its conf's; static: and fixed: boot in "
+                          "their own); a policy whose ladder needs a reboot from it is refused")
+    sim.add_argument("--slo-ms", type=float, default=None, metavar="MS",
+                     help="score against this latency p95 target (default: the policy's, else 250 ms), "
+                          "so static:, fixed:, threshold and oracle are judged by the same one")
+    sim.add_argument("--workload", default=None, metavar="NAME|FILE",
+                     help="workload profile: vit-b16, vit-s16, vit-tiny16 or a profile file (default: the "
+                          "scenario's, else the board's ViT-B/16 calibration)")
     sim.add_argument("--duration", type=float, default=None, metavar="S", help="default: the scenario's")
     sim.add_argument("--seed", type=int, default=0, help="camera activity and phases (reproducible runs)")
     sim.add_argument("--out", type=Path, default=None, metavar="DIR",
@@ -346,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     sim.set_defaults(func=_cmd_simulate)
 
-    pol = sub.add_parser("policy", help="check a policy file, or print its JSON Schema")
+    pol = sub.add_parser("policy", help="check a policy file, write a starter one, or print its JSON Schema")
     pol_sub = pol.add_subparsers(dest="policy_command", metavar="ACTION")
     pol_sub.required = True
     check = pol_sub.add_parser("check", help="validate a policy file against the schema and the board "
@@ -356,9 +424,26 @@ def build_parser() -> argparse.ArgumentParser:
                        choices=BOARD_NAMES,
                        help="check against this simulated board (default: the Jetson this runs on, else "
                             "orin-nano-super)")
+    check.add_argument("--boot-mode", default=None, metavar="MODE",
+                       help="with --board: the mode the board runs in; a ladder mode that needs a reboot from it "
+                            "is a problem (on a Jetson: the mode it runs in now)")
     check.add_argument("--ignore-permissions", action="store_true",
                        help="do not check who may write the file (as policy_permissions: ignore)")
     check.set_defaults(func=_cmd_policy_check)
+    init = pol_sub.add_parser(
+        "init", help="write a commented starter policy for this board (its reboot group's modes, GPU caps from "
+                     "its table, batches within the model's maximum)")
+    init.add_argument("--board", default=None, choices=BOARD_NAMES,
+                      help="for this simulated board (default: the Jetson this runs on, else orin-nano-super)")
+    init.add_argument("--boot-mode", default=None, metavar="MODE",
+                      help="with --board: the mode it boots in (default: its conf's); the ladder stays in that "
+                           "mode's reboot group")
+    init.add_argument("--max-batch", type=int, default=None, metavar="N",
+                      help="largest batch size (default: the configured model's maximum, from its manifest)")
+    init.add_argument("--config", type=Path, default=None, help="daemon settings (for the model)")
+    init.add_argument("--out", type=Path, default=None, metavar="FILE", help="write here (default: stdout)")
+    init.add_argument("--force", action="store_true", help="replace --out if it exists")
+    init.set_defaults(func=_cmd_policy_init)
     schema = pol_sub.add_parser("schema", help="print the policy's JSON Schema (for editor completion)")
     schema.set_defaults(func=_cmd_policy_schema)
 

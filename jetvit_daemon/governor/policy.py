@@ -31,8 +31,10 @@ class LadderState(_Strict):
 
     name: str = Field(min_length=1, description="a short name used in logs and metrics")
     mode: str = Field(min_length=1, description="nvpmodel mode name as in /etc/nvpmodel.conf, e.g. 25W")
-    gpu_cap_mhz: Union[int, Literal["max"]] = Field(
-        "max", description="GPU devfreq maximum in MHz (snapped down to the board's table), or max"
+    # Decimals too: some boards' tables have them (AGX Orin 318.75 MHz, Nano 76.8 MHz).
+    gpu_cap_mhz: Union[int, float, Literal["max"]] = Field(
+        "max", description="GPU devfreq maximum in MHz, decimals allowed (snapped down to the board's table), "
+                           "or max"
     )
     batch_size: int = Field(1, ge=1, le=256)
     batch_wait_ms: Optional[float] = Field(
@@ -42,7 +44,7 @@ class LadderState(_Strict):
 
     @property
     def gpu_cap_hz(self) -> Optional[int]:
-        return None if self.gpu_cap_mhz == "max" else int(self.gpu_cap_mhz) * 1_000_000
+        return None if self.gpu_cap_mhz == "max" else round(self.gpu_cap_mhz * 1_000_000)
 
     @property
     def batch_wait_s(self) -> Optional[float]:

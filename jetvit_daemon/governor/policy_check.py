@@ -21,11 +21,18 @@ from jetvit_daemon.yamlfile import PathKey, where
 
 @dataclass(frozen=True)
 class BoardFacts:
-    """What a policy is checked against: the board's nvpmodel modes and GPU frequency table."""
+    """What a policy is checked against: the board's nvpmodel modes and GPU frequency table, and (when known)
+    the mode it runs in: a ladder mode that needs a reboot from it can never be applied."""
 
     name: str
     modes: Sequence[PowerMode]
     gpu_freqs_hz: Sequence[int]
+    current_mode: Optional[PowerMode] = None
+
+
+def mhz(freq_hz: float) -> str:
+    """A frequency in MHz exactly as the board has it (318.75, 1020, 76.8), not rounded to whole MHz."""
+    return f"{freq_hz / 1e6:.6g}"
 
 
 def check_against_board(policy: Policy, facts: BoardFacts, source: str,
@@ -51,11 +58,11 @@ def check_against_board(policy: Policy, facts: BoardFacts, source: str,
         snapped = _snap_down(table, cap_hz)
         if snapped != cap_hz:
             notes.append(f"{at}: ladder.{i}.gpu_cap_mhz: {state.gpu_cap_mhz} MHz is not in {facts.name}'s table "
-                         f"({', '.join(str(f // 1_000_000) for f in table)} MHz): it snaps to "
-                         f"{snapped // 1_000_000} MHz")
+                         f"({', '.join(mhz(f) for f in table)} MHz): it snaps to {mhz(snapped)} MHz")
         if mode.gpu_max_freq_hz is not None and snapped > mode.gpu_max_freq_hz:
             notes.append(f"{at}: ladder.{i}.gpu_cap_mhz: above mode {mode.name}'s own maximum "
-                         f"{mode.gpu_max_freq_hz // 1_000_000} MHz, which applies instead")
+                         f"{mhz(mode.gpu_max_freq_hz)} MHz, which applies instead")
+    problems += _boot_group_problems(policy, modes, facts, source, lines)
     problems += _reboot_problems(policy, modes, source, lines)
     problems += _order_problems(policy, modes, table, source, lines)
     return problems, notes
@@ -64,6 +71,29 @@ def check_against_board(policy: Policy, facts: BoardFacts, source: str,
 def _snap_down(table: Sequence[int], cap_hz: int) -> int:
     """The board's devfreq snaps a cap down to its table (the lowest entry when below all)."""
     return max((f for f in table if f <= cap_hz), default=table[0])
+
+
+def _boot_group_problems(policy: Policy, modes: Dict[str, PowerMode], facts: BoardFacts, source: str,
+                         lines: Dict[PathKey, int]) -> List[str]:
+    """A problem per distinct ladder mode that needs a reboot from the mode the board runs in: the governor
+    would never reach it (nvpmodel stops at its reboot prompt; the daemon refuses the switch)."""
+    current = facts.current_mode
+    if current is None:
+        return []
+    group = [m.name for m in facts.modes if reboot_reason(current, m) is None]
+    problems = []
+    seen = set()
+    for i, state in enumerate(policy.ladder):
+        mode = modes.get(state.mode)
+        if mode is None or state.mode in seen:
+            continue
+        seen.add(state.mode)
+        reason = reboot_reason(current, mode)
+        if reason is not None:
+            problems.append(f"{where(source, lines, ('ladder', i, 'mode'))}: ladder.{i}.mode: {reason} from the "
+                            f"mode {facts.name} runs in, so it can never be applied; without a reboot it can run "
+                            f"{', '.join(group)}")
+    return problems
 
 
 def _reboot_problems(policy: Policy, modes: Dict[str, PowerMode], source: str,
@@ -100,7 +130,7 @@ def _speed(state: LadderState, mode: PowerMode, table: Sequence[int]) -> Tuple[f
 
 
 def _speed_text(state: LadderState, speed: Tuple[float, int]) -> str:
-    gpu = "no GPU cap" if speed[0] == math.inf else f"GPU ≤ {int(speed[0]) // 1_000_000} MHz"
+    gpu = "no GPU cap" if speed[0] == math.inf else f"GPU ≤ {mhz(speed[0])} MHz"
     return f"{state.name!r} (mode {state.mode}, {gpu}, {speed[1]} CPU cores)"
 
 

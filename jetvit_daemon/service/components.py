@@ -22,8 +22,9 @@ from jetvit_daemon.config import DaemonConfig
 from jetvit_daemon.errors import ConfigError, EngineError
 from jetvit_daemon.governor.decide import PipelineView
 from jetvit_daemon.governor.loop import Governor
-from jetvit_daemon.governor.policy import DEFAULT_POLICY_FILE, Policy
+from jetvit_daemon.governor.policy import Policy
 from jetvit_daemon.governor.policy_check import BoardFacts, load_checked
+from jetvit_daemon.governor.policy_init import is_bundled, shipped_policy_for
 from jetvit_daemon.governor.reload import PolicyWatcher, guarded, read_policy
 from jetvit_daemon.hardware.base import Platform, TelemetrySource
 from jetvit_daemon.hardware.commands import SubprocessRunner
@@ -31,7 +32,7 @@ from jetvit_daemon.hardware.devfreq import GpuDevfreq, find_gpu_devfreq
 from jetvit_daemon.hardware.energy import BoardMeter
 from jetvit_daemon.hardware.jetson import JetsonPlatform
 from jetvit_daemon.hardware.nvpmodel import Nvpmodel
-from jetvit_daemon.hardware.probe import InstanceLock
+from jetvit_daemon.hardware.probe import InstanceLock, detect_board
 from jetvit_daemon.pipeline.capture.factory import CaptureEnvironment, build_supervisors
 from jetvit_daemon.pipeline.capture.gst_pipeline import Target
 from jetvit_daemon.pipeline.capture.supervisor import SourceSupervisor
@@ -140,8 +141,8 @@ def build(
     reloads = reloads or ReloadTracker()
     reloads.metrics, reloads.clock = metrics, clock
     report = on_error or metrics.error
-    path = Path(policy_path or config.policy_file or DEFAULT_POLICY_FILE)
-    strict = config.policy_permissions == "strict" and path != DEFAULT_POLICY_FILE
+    path = Path(policy_path or config.policy_file or board_default_policy(board))
+    strict = config.policy_permissions == "strict" and not is_bundled(path)
     # Read once, trusted only when no other user could swap it (strict): what was checked is what is parsed,
     # and a policy someone else could write never gets as far as touching the board.
     initial_text = read_policy(path, strict)
@@ -175,12 +176,18 @@ def build(
                       policy_origin=_origin(policy_path, config))
 
 
+def board_default_policy(board: BoardAccess) -> Path:
+    """The policy shipped for this board (assets/policies/, governor/policy_init.py), else the bundled default."""
+    info = detect_board(board.tree)
+    return shipped_policy_for(info.compatible if info is not None else ())[0]
+
+
 def _origin(policy_path: Optional[Path], config: DaemonConfig) -> str:
     if policy_path is not None:
         return "given with --policy"
     if config.policy_file is not None:
         return "the config's policy_file"
-    return "the built-in default (the config names no policy_file)"
+    return "the one shipped for this board (the config names no policy_file)"
 
 
 def build_board_meter(config: DaemonConfig, board: BoardAccess, clock: Clock, platform: Platform,

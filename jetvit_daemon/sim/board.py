@@ -105,6 +105,13 @@ class ViTModel:
             raise ValueError(f"ViT calibration {cal.points} gives no positive overhead and work")
         self.work_tpc_cycles = k * cal.tpcs / (b + self.penalty)
 
+    @classmethod
+    def from_parameters(cls, overhead_s: float, work_tpc_cycles: float, penalty: float) -> "ViTModel":
+        """The model from its parameters directly (a workload profile, sim/workload.py)."""
+        model = cls.__new__(cls)
+        model.overhead_s, model.work_tpc_cycles, model.penalty = overhead_s, work_tpc_cycles, penalty
+        return model
+
     def inference_time_s(self, batch_size: int, freq_hz: float, tpcs: int) -> float:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -125,6 +132,7 @@ class BoardPhysics:
         cooling: str = "fan",
         ambient_c: float = 25.0,
         temp_c: Optional[float] = None,
+        vit: Optional[ViTModel] = None,
     ) -> None:
         if cooling not in COOLINGS:
             raise ValueError(f"cooling must be one of {', '.join(COOLINGS)}, got {cooling!r}")
@@ -135,7 +143,8 @@ class BoardPhysics:
         self._spec = p
         self._cool = p.cooling[cooling]
         self._table = profile.gpu_table_hz
-        self._vit = ViTModel(p.vit)
+        # The model's batch time: a workload profile's (sim/workload.py), else the board's ViT-B/16 calibration.
+        self._vit = vit if vit is not None else ViTModel(p.vit)
         zone = profile.zone(p.throttle_zone)
         passive = [t for t in zone.trips if t.type == "passive"]
         if not passive:

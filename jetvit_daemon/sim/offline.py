@@ -28,15 +28,17 @@ from jetvit_daemon.clock import ManualClock
 from jetvit_daemon.errors import ActuationError, ConfigError, RebootRequiredError
 from jetvit_daemon.governor.decide import PipelineView
 from jetvit_daemon.governor.loop import Governor
-from jetvit_daemon.governor.policy import Policy, load_policy
+from jetvit_daemon.governor.policy import Policy
+from jetvit_daemon.governor.policy_check import BoardFacts, load_checked
 from jetvit_daemon.hardware.base import GpuFreqState, Platform, PowerMode, TelemetrySample
 from jetvit_daemon.hardware.nvpmodel import ConfMode, NvpmodelConf, reboot_reason
 from jetvit_daemon.hardware.sensors import thermal_name
 from jetvit_daemon.hardware.telemetry_thread import STALE_INTERVALS
 from jetvit_daemon.pipeline.pipeline import RECENT_S
 from jetvit_daemon.sim.board import BoardPhysics
-from jetvit_daemon.sim.boards import get_profile, load_conf, snap_down_hz
-from jetvit_daemon.sim.scenario import Scenario
+from jetvit_daemon.sim.boards import BoardProfile, get_profile, load_conf, snap_down_hz
+from jetvit_daemon.sim.scenario import Compiled, Scenario, compile_schedule
+from jetvit_daemon.sim.workload import board_timing
 
 BASELINE_BATCH = 4  # the static and threshold baselines' fixed batch size
 THRESHOLD_EVERY_S = 5.0  # the threshold script's period
@@ -131,13 +133,31 @@ class Controller:
 
     name = "controller"
     interval_s = 1.0
+    # The last decision: which rule (timeline.csv `rule`) and why (`reason`); a move wins over later holds
+    # until the timeline has shown it (`take_decision`).
+    rule = "fixed"
+    reason = "one configuration throughout"
+    _moved = False
 
     def start(self, platform: OfflinePlatform, set_batch: Callable[[int, Optional[float]], int]) -> None: ...
 
     def tick(self) -> None: ...
 
+    def budget_changed(self, watts: float) -> None:
+        """The scenario's power budget schedule moved (only a policy without a budget of its own listens)."""
+
     def state_name(self) -> str:
         return self.name
+
+    def _decided(self, rule: str, reason: str, moved: bool) -> None:
+        if moved or not self._moved:
+            self.rule, self.reason = rule, reason
+        self._moved = self._moved or moved
+
+    def take_decision(self) -> Tuple[str, str]:
+        """The decision to show for the timeline row ending now: the row's last move, else the last hold."""
+        self._moved = False
+        return self.rule, self.reason
 
 
 class PolicyController(Controller):
@@ -149,13 +169,25 @@ class PolicyController(Controller):
         self._clock = clock
         self._view = pipeline_view
         self.governor: Optional[Governor] = None
+        self.rule, self.reason = "hold", "starting"
+        self._index = policy.start_index
+        self.follows_scenario_budget = False  # True: the policy has no budget; the scenario's is given to it
 
     def start(self, platform: OfflinePlatform, set_batch: Callable[[int, Optional[float]], int]) -> None:
         self.governor = Governor(platform, self.policy, self._view, set_batch, self._clock)
 
     def tick(self) -> None:
         assert self.governor is not None
-        self.governor.tick()
+        decision = self.governor.tick()
+        self._decided(decision.rule, decision.reason, decision.index != self._index)
+        self._index = decision.index
+
+    def budget_changed(self, watts: float) -> None:
+        """As a site would: the policy file's budget edited, the daemon reloading it (learned states kept)."""
+        assert self.governor is not None
+        self.policy = self.policy.model_copy(update={"power_budget": self.policy.power_budget.model_copy(
+            update={"watts": watts})})
+        self.governor.set_policy(self.policy)
 
     def state_name(self) -> str:
         assert self.governor is not None
@@ -237,11 +269,13 @@ class FixedController(Controller):
 class ThresholdController(Controller):
     """Every 5 s: board power above `threshold_w` → `low`, else → `high` (modes in one reboot group)."""
 
-    def __init__(self, low: str, high: str, threshold_w: float) -> None:
+    def __init__(self, low: str, high: str, threshold_w: float, warning: Optional[str] = None) -> None:
         self.low, self.high, self.threshold_w = low, high, threshold_w
         self.name = "threshold"
         self.interval_s = THRESHOLD_EVERY_S
+        self.warning = warning  # set when the script degenerates to one mode on this board
         self._platform: Optional[OfflinePlatform] = None
+        self.rule, self.reason = "threshold", f"start in {high}"
 
     def start(self, platform: OfflinePlatform, set_batch: Callable[[int, Optional[float]], int]) -> None:
         self._platform = platform
@@ -253,35 +287,65 @@ class ThresholdController(Controller):
         sample = self._platform.latest_telemetry()
         if sample is None or sample.board_power_w is None:
             return
-        self._platform.set_mode(self.low if sample.board_power_w > self.threshold_w else self.high)
+        over = sample.board_power_w > self.threshold_w
+        target = self.low if over else self.high
+        moved = self._platform.current_mode().name != target
+        self._platform.set_mode(target)
         self._platform.set_gpu_cap_hz(None)
+        self._decided("threshold", f"board {sample.board_power_w:.1f} W {'>' if over else '≤'} "
+                                   f"{self.threshold_w:g} W → {target}", moved)
 
 
-def threshold_for(conf: NvpmodelConf, physics: BoardPhysics) -> ThresholdController:
-    """The naive script on this board: lowest and highest mode of the default mode's reboot group, threshold at
-    the lowest mode's nominal watts (its name, e.g. 15W) or else halfway between their full-load powers."""
-    group = [m for m in conf.modes
-             if reboot_reason(conf.default_mode.power_mode, m.power_mode) is None]
+def full_load_w(profile: BoardProfile, conf: NvpmodelConf, mode: ConfMode, cooling: str = "fan",
+                ambient_c: float = 25.0) -> float:
+    """Board power with the GPU busy all the time in `mode` at its own maximum clock, unthrottled."""
+    probe = BoardPhysics(profile, cooling, ambient_c)
+    probe.apply_mode(conf, mode)
+    probe.step(0.0, 1.0)
+    return probe.power_w
 
-    def full_load_w(m: ConfMode) -> float:
-        probe = BoardPhysics(physics.profile, physics.cooling, physics.ambient_c)
-        probe.apply_mode(conf, m)
-        probe.step(0.0, 1.0)
-        return probe.power_w
 
-    ranked = sorted(group, key=full_load_w)
+def threshold_for(conf: NvpmodelConf, physics: BoardPhysics, boot: Optional[ConfMode] = None) -> ThresholdController:
+    """The naive script on this board: lowest and highest mode of the boot mode's reboot group (default: the
+    conf's default mode), threshold at the lowest mode's nominal watts (its name, e.g. 15W) or else halfway
+    between their full-load powers. It warns when it can only ever run one mode."""
+    boot = boot or conf.default_mode
+    group = [m for m in conf.modes if reboot_reason(boot.power_mode, m.power_mode) is None]
+    power = {m.name: full_load_w(physics.profile, conf, m, physics.cooling, physics.ambient_c) for m in group}
+    ranked = sorted(group, key=lambda m: power[m.name])
     low, high = ranked[0], ranked[-1]
     nominal = re.match(r"^(?:MODE_)?(\d+)W", low.name)
-    threshold = float(nominal.group(1)) if nominal else (full_load_w(low) + full_load_w(high)) / 2.0
-    return ThresholdController(low.name, high.name, threshold)
+    threshold = float(nominal.group(1)) if nominal else (power[low.name] + power[high.name]) / 2.0
+    warning = None
+    if low.name == high.name:
+        warning = (f"threshold: {boot.name}'s reboot group has one mode, {low.name}: the script never switches "
+                   f"and scores as static:{low.name}")
+    elif power[high.name] <= threshold:
+        warning = (f"threshold: {high.name} draws at most {power[high.name]:.1f} W at full load, not over the "
+                   f"{threshold:g} W threshold: the script never leaves it and scores as static:{high.name}")
+    return ThresholdController(low.name, high.name, threshold, warning)
 
 
 # -- the pipeline model -------------------------------------------------------------------------------------
 
 class _Camera:
-    def __init__(self, fps: float, activity: Any, rng: np.random.Generator) -> None:
-        self.period_s = 1.0 / fps
-        self.next_frame_s = float(rng.uniform(0.0, self.period_s))
+    """One camera: frames at its group's rate of the moment while inside [start_s, stop_s) and, for a bursty
+    one, while on. A constant-rate camera that starts at 0 draws its phase and bursts exactly as version 1 did
+    (same seed, same frames)."""
+
+    def __init__(self, fps: Compiled, activity: Any, start_s: float, stop_s: Optional[float],
+                 rng: np.random.Generator) -> None:
+        self.fps = fps
+        self.start_s = start_s
+        self.stop_s = math.inf if stop_s is None else stop_s
+        self.paused = not (fps.constant is not None and start_s == 0.0)
+        if self.paused:
+            self.phase = float(rng.uniform(0.0, 1.0))  # of a period, applied when frames (re)start
+            self.period_s = math.inf
+            self.next_frame_s = math.inf
+        else:
+            self.period_s = 1.0 / fps.constant  # type: ignore[operator]
+            self.next_frame_s = float(rng.uniform(0.0, self.period_s))
         self.bursty = activity != "always"
         self.on_mean_s = getattr(activity, "on_mean_s", 0.0)
         self.off_mean_s = getattr(activity, "off_mean_s", 0.0)
@@ -295,18 +359,34 @@ class _Camera:
         while self.toggle_s < t1:
             self.active = not self.active
             self.toggle_s += float(self.rng.exponential(self.on_mean_s if self.active else self.off_mean_s))
+        if (self.fps.constant is None or self.paused) and not self._rate(t0, t1):
+            return
         t = self.next_frame_s
-        while t < t1:
+        end = t1 if t1 < self.stop_s else self.stop_s
+        while t < end:
             if self.active:
                 out.append(t)
             t += self.period_s
         self.next_frame_s = t
+
+    def _rate(self, t0: float, t1: float) -> bool:
+        """Update the period for this step (a schedule, a start or a stop); False: no frames in it."""
+        rate = self.fps.at(t0) if self.fps.constant is None else self.fps.constant
+        if rate <= 0.0 or t1 <= self.start_s or t0 >= self.stop_s:
+            self.paused = True
+            return False
+        self.period_s = 1.0 / rate
+        if self.paused:
+            self.paused = False
+            self.next_frame_s = max(t0, self.start_s) + self.phase * self.period_s
+        return True
 
 
 @dataclass
 class SimResult:
     summary: Dict[str, Any]
     timeline: List[Dict[str, Any]] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)  # what makes the result mean less than it seems
 
 
 class _Windows:
@@ -352,43 +432,76 @@ class _Windows:
         return heapq.nlargest(k, (lat for _, lat in self.latencies))[-1]
 
 
+def board_facts(profile: BoardProfile, conf: NvpmodelConf, boot: ConfMode) -> BoardFacts:
+    """What the daemon checks a policy against (governor/policy_check.py), for this simulated board booted in
+    `boot`: its modes, its GPU table, and the mode it runs in (a ladder outside its reboot group can never be
+    applied)."""
+    return BoardFacts(f"simulated {profile.name}", conf.power_modes, list(profile.gpu_table_hz), boot.power_mode)
+
+
 def make_controller(spec: str, clock: ManualClock, view: Callable[[], PipelineView], conf: NvpmodelConf,
-                    physics: BoardPhysics, scenario: Scenario) -> Tuple[Controller, float]:
+                    physics: BoardPhysics, boot: Optional[ConfMode] = None,
+                    budget_w: Optional[float] = None) -> Tuple[Controller, float]:
     """The controller named by `spec` (a policy file, `static:MODE`, `fixed:…` or `threshold`) and its SLO
-    target (s)."""
+    target (s). A policy file is checked against the board as the daemon checks it: PolicyError (every
+    problem, file:line: field: message) when it can never be applied. `budget_w`: the scenario's budget at the
+    start, given to a policy without a budget of its own."""
+    boot = boot or conf.default_mode
     if spec.startswith("static:"):
         return StaticController(spec.split(":", 1)[1]), DEFAULT_SLO_MS / 1000.0
     if spec.startswith(FIXED_PREFIX):
         return FixedController(parse_fixed(spec)), DEFAULT_SLO_MS / 1000.0
     if spec == "threshold":
-        return threshold_for(conf, physics), DEFAULT_SLO_MS / 1000.0
-    policy = load_policy(Path(spec))
-    if scenario.power_budget_w is not None and policy.power_budget.watts is None:
+        return threshold_for(conf, physics, boot), DEFAULT_SLO_MS / 1000.0
+    policy, _notes = load_checked(Path(spec), board_facts(physics.profile, conf, boot))
+    given = budget_w is not None and policy.power_budget.watts is None
+    if given:
         policy = policy.model_copy(update={"power_budget": policy.power_budget.model_copy(
-            update={"watts": scenario.power_budget_w})})
+            update={"watts": budget_w})})
     target_ms = policy.slo.latency_p95_ms or DEFAULT_SLO_MS
-    return PolicyController(policy, clock, view, name=Path(spec).name), target_ms / 1000.0
+    controller = PolicyController(policy, clock, view, name=Path(spec).name)
+    controller.follows_scenario_budget = given
+    return controller, target_ms / 1000.0
+
+
+def boot_mode_for(spec: str, boot_mode: Optional[str], conf: NvpmodelConf, board: str) -> ConfMode:
+    """The mode the board boots in: static:MODE's and fixed:MODE:…'s own (as an operator would boot it,
+    rebooting if the mode needs it), else `boot_mode`, else the conf's default. ConfigError naming the valid
+    modes otherwise."""
+    name, what = boot_mode, f"--boot-mode {boot_mode}"
+    if spec.startswith("static:"):
+        name, what = spec.split(":", 1)[1], spec
+    elif spec.startswith(FIXED_PREFIX):
+        name, what = parse_fixed(spec).mode, spec
+    if name is None:
+        return conf.default_mode
+    mode = conf.mode_by_name(name)
+    if mode is None:
+        raise ConfigError(f"{what}: no such power mode on {board} (have: {', '.join(m.name for m in conf.modes)})")
+    return mode
 
 
 def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: Optional[float] = None,
-             seed: int = 0, dt_s: float = 0.1, timeline: bool = True, slo_ms: Optional[float] = None) -> SimResult:
+             seed: int = 0, dt_s: float = 0.1, timeline: bool = True, slo_ms: Optional[float] = None,
+             boot_mode: Optional[str] = None, workload: Optional[str] = None) -> SimResult:
     """Run `scenario` on the simulated `board` under a policy file, `static:MODE`, `fixed:…` or `threshold`;
-    `slo_ms` (default: the policy's target, else 250 ms) is the latency the run is scored against."""
+    `slo_ms` (default: the policy's target, else 250 ms) is the latency the run is scored against; `boot_mode`
+    the mode the board boots in (default: its conf's; static: and fixed: boot in their own); `workload` a
+    workload profile overriding the scenario's (sim/workload.py)."""
     profile = get_profile(board)
     conf = load_conf(profile)
-    physics = BoardPhysics(profile, scenario.cooling, scenario.ambient_c)
-    # static:MODE boots the board in that mode, as an operator would (rebooting if the mode needs it).
-    boot_mode = controller_spec.split(":", 1)[1] if controller_spec.startswith("static:") else None
-    if controller_spec.startswith(FIXED_PREFIX):
-        boot_mode = parse_fixed(controller_spec).mode
-    if boot_mode is not None and conf.mode_by_name(boot_mode) is None:
-        raise ConfigError(f"{controller_spec}: no such power mode on {profile.name} "
-                          f"(have: {', '.join(m.name for m in conf.modes)})")
+    ambient = compile_schedule(scenario.ambient_c)
+    budget = compile_schedule(scenario.power_budget_w) if scenario.power_budget_w is not None else None
+    timing = board_timing(profile, workload or scenario.workload)
+    physics = BoardPhysics(profile, scenario.cooling, ambient.at(0.0), vit=timing)
+    boot = boot_mode_for(controller_spec, boot_mode, conf, profile.name)
     clock = ManualClock(start_s=0.0, wall_offset_s=0.0)
-    platform = OfflinePlatform(physics, conf, f"simulated {profile.long_name}", boot_mode, clock)
+    platform = OfflinePlatform(physics, conf, f"simulated {profile.long_name}", boot.name, clock)
     rng = np.random.default_rng(seed)
-    cameras = [_Camera(g.fps, g.activity, rng) for g in scenario.cameras for _ in range(g.count)]
+    cameras = [_Camera(compile_schedule(g.fps), g.activity, g.start_s, g.stop_s, rng)
+               for g in scenario.cameras for _ in range(g.count)]
     duration = scenario.duration_s if duration_s is None else duration_s
+    warnings: List[str] = []
 
     queue: Deque[float] = collections.deque()
     windows = _Windows(STATS_WINDOW_S)
@@ -408,10 +521,15 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
                             latency_p95_s=windows.p95_s(), batch_size=batch[0], arrival_recent_fps=recent,
                             busy_fraction=windows.busy_s / span, window_s=windows.window_s)
 
-    controller, slo_s = make_controller(controller_spec, clock, view, conf, physics, scenario)
+    budget_w = budget.at(0.0) if budget is not None else None
+    controller, slo_s = make_controller(controller_spec, clock, view, conf, physics, boot, budget_w)
     if slo_ms is not None:
         slo_s = slo_ms / 1000.0
-    budget_w = scenario.power_budget_w
+    if isinstance(controller, ThresholdController) and controller.warning:
+        warnings.append(controller.warning)
+    # A scheduled budget reaches a policy without its own as an edit of its file would (a reload).
+    follow_budget = (budget is not None and budget.constant is None and isinstance(controller, PolicyController)
+                     and controller.follows_scenario_budget)
     zone_names = {z.type: thermal_name(z.type) for z in profile.thermal_zones}
 
     def publish() -> None:
@@ -441,7 +559,16 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
     for i in range(steps):
         t0 = i * dt_s
         t1 = t0 + dt_s
+        if ambient.constant is None:
+            physics.ambient_c = ambient.at(t0)
+        if budget is not None and budget.constant is None:
+            budget_w = budget.at(t0)
         if t0 >= next_tick_s:
+            if follow_budget and budget_w is not None:
+                # Whole tenths of a watt: a smooth schedule edits the policy at most once per 0.1 W.
+                rounded = round(budget_w, 1)
+                if rounded != controller.policy.power_budget.watts:  # type: ignore[attr-defined]
+                    controller.budget_changed(rounded)
             controller.tick()
             next_tick_s += controller.interval_s
         arrivals.clear()
@@ -506,13 +633,15 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
             next_telemetry_s += TELEMETRY_INTERVAL_S
         if timeline and t1 >= next_row_s + 1.0 - 1e-9:
             p95 = windows.p95_s()
+            rule, reason = controller.take_decision()
             rows.append({
                 "t_s": round(t1, 3), "state": controller.state_name(), "mode": platform.current_mode().name,
-                "gpu_cap_mhz": physics.devfreq_max_hz // 1_000_000, "gpu_freq_mhz": physics.gpu_freq_hz // 1_000_000,
+                "gpu_cap_mhz": physics.devfreq_max_hz / 1e6, "gpu_freq_mhz": physics.gpu_freq_hz / 1e6,
                 "batch_size": batch[0], "power_w": round(physics.power_w, 3), "temp_c": round(physics.tj_c, 2),
                 "throttled": int(physics.throttled), "fps_offered": row_arrived / (t1 - next_row_s),
                 "fps_processed": row_processed / (t1 - next_row_s), "queue_depth": len(queue),
                 "latency_p95_ms": None if p95 is None else round(p95 * 1000.0, 1),
+                "ambient_c": round(physics.ambient_c, 2), "budget_w": budget_w, "rule": rule, "reason": reason,
             })
             next_row_s = t1
             row_arrived = row_processed = 0
@@ -540,11 +669,14 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
         "actuations": platform.mode_switches + platform.cap_changes,
         "mode_switches": platform.mode_switches,
         "gpu_cap_changes": platform.cap_changes,
-        "power_budget_w": budget_w,
+        "power_budget_w": None if budget is None else budget.at(0.0),
+        "power_budget_scheduled": budget is not None and budget.constant is None,
         "throttle_trip_c": physics.throttle_trip_c,
-        "budget_exceeded_s": budget_exceeded_s if budget_w is not None else None,
+        "budget_exceeded_s": budget_exceeded_s if budget is not None else None,
+        "boot_mode": boot.name,
+        "workload": workload or scenario.workload or "vit-b16 (board calibration)",
     }
-    return SimResult(summary=summary, timeline=rows)
+    return SimResult(summary=summary, timeline=rows, warnings=warnings)
 
 
 def write_outputs(result: SimResult, out_dir: Path) -> List[Path]:
@@ -589,8 +721,13 @@ def plot_timeline(result: SimResult, path: Path) -> Optional[Path]:
         ax.plot(t, [r[key] if r[key] is not None else float("nan") for r in rows], lw=0.8)
         ax.set_ylabel(label)
     # The lines each curve is judged against: the thermal trip where the board throttles, the budget, the SLO.
-    references = ((0, s.get("throttle_trip_c"), "passive trip (throttling)"), (1, s.get("power_budget_w"), "budget"),
-                  (2, s.get("slo_target_ms"), "SLO p95 target"))
+    references: Tuple[Tuple[int, Any, str], ...] = (
+        (0, s.get("throttle_trip_c"), "passive trip (throttling)"), (1, s.get("power_budget_w"), "budget"),
+        (2, s.get("slo_target_ms"), "SLO p95 target"))
+    if s.get("power_budget_scheduled"):
+        axes[1].plot(t, [r["budget_w"] for r in rows], color="tab:red", lw=0.8, ls="--", label="budget")
+        axes[1].legend(loc="upper right")
+        references = tuple(r for r in references if r[0] != 1)
     for index, value, label in references:
         if value is not None:
             axes[index].axhline(value, color="tab:red", lw=0.8, ls="--", label=label)

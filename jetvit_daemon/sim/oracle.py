@@ -39,6 +39,7 @@ from jetvit_daemon.sim.board import BoardPhysics
 from jetvit_daemon.sim.boards import get_profile, load_conf
 from jetvit_daemon.sim.offline import DEFAULT_SLO_MS, FixedConfig, simulate
 from jetvit_daemon.sim.scenario import Scenario
+from jetvit_daemon.sim.workload import board_timing, load_workload
 
 # The goals' bar for "meets the SLO": at most 1 % of offered frames late or dropped (issue 14).
 SLO_MET_RATIO = 0.01
@@ -100,10 +101,14 @@ def boot_group(board: str, boot_mode: Optional[str] = None) -> List[str]:
 
 
 def search_space(board: str, boot_mode: Optional[str] = None, max_batch: int = BATCH_GRID[-1],
-                 slo_ms: float = DEFAULT_SLO_MS) -> SearchSpace:
-    """Every distinct (mode, cap) of the boot group, batches up to `max_batch`, waits that fit the SLO."""
+                 slo_ms: float = DEFAULT_SLO_MS, workload: Optional[str] = None) -> SearchSpace:
+    """Every distinct (mode, cap) of the boot group, batches up to `max_batch` (and the workload's maximum),
+    waits that fit the SLO."""
     profile = get_profile(board)
     conf = load_conf(profile)
+    timing = board_timing(profile, workload)
+    if workload is not None:
+        max_batch = min(max_batch, load_workload(workload).max_batch)
     seen: Dict[Tuple[int, int, int, float], CapChoice] = {}
     infer_1: Dict[int, float] = {}
 
@@ -118,7 +123,7 @@ def search_space(board: str, boot_mode: Optional[str] = None, max_batch: int = B
     for name in sorted(boot_group(board, boot_mode), key=full_load_w):
         mode = conf.mode_by_name(name)
         assert mode is not None
-        physics = BoardPhysics(profile)
+        physics = BoardPhysics(profile, vit=timing)
         physics.apply_mode(conf, mode)
         top_hz = physics.devfreq_max_hz
         for hz in (f for f in physics.table_hz() if f <= top_hz):
@@ -200,16 +205,20 @@ class _Job:
     seed: int
     slo_ms: float
     duration_s: Optional[float]
+    workload: Optional[str] = None
 
 
 def _run_one(job: _Job, config: FixedConfig) -> Summary:
-    return simulate_summary(job.board, config.spec, job.scenario, job.seed, job.slo_ms, job.duration_s)
+    return simulate_summary(job.board, config.spec, job.scenario, job.seed, job.slo_ms, job.duration_s,
+                            workload=job.workload)
 
 
 def simulate_summary(board: str, spec: str, scenario: Scenario, seed: int, slo_ms: Optional[float],
-                     duration_s: Optional[float] = None) -> Summary:
+                     duration_s: Optional[float] = None, boot_mode: Optional[str] = None,
+                     workload: Optional[str] = None) -> Summary:
     """One run's summary, no timeline: what a pool worker (`worker_pool`) is given to do."""
-    return simulate(board, spec, scenario, duration_s=duration_s, seed=seed, timeline=False, slo_ms=slo_ms).summary
+    return simulate(board, spec, scenario, duration_s=duration_s, seed=seed, timeline=False, slo_ms=slo_ms,
+                    boot_mode=boot_mode, workload=workload).summary
 
 
 def _run_batch(args: Tuple[_Job, Sequence[FixedConfig]]) -> List[Summary]:
@@ -257,14 +266,15 @@ def worker_pool(jobs: int = MAX_JOBS) -> Executor:
 def search(board: str, scenario: Scenario, seed: int = 0, slo_ms: Optional[float] = None,
            boot_mode: Optional[str] = None, max_batch: int = BATCH_GRID[-1], duration_s: Optional[float] = None,
            jobs: int = MAX_JOBS, space: Optional[SearchSpace] = None,
-           executor: Optional[Executor] = None) -> OracleResult:
+           executor: Optional[Executor] = None, workload: Optional[str] = None) -> OracleResult:
     """The best fixed configuration in hindsight (module docstring). `space` overrides the search space (tests:
     a small one that can be checked by hand); `executor` (from `worker_pool`) is a pool the caller shares
     between searches, else one of `jobs` processes lives for this search."""
     started = time.perf_counter()
     slo = DEFAULT_SLO_MS if slo_ms is None else slo_ms
-    space = space or search_space(board, boot_mode, max_batch, slo)
-    job = _Job(board, scenario, seed, slo, duration_s)
+    workload = workload or scenario.workload
+    space = space or search_space(board, boot_mode, max_batch, slo, workload)
+    job = _Job(board, scenario, seed, slo, duration_s, workload)
     jobs = max(1, min(MAX_JOBS, jobs))
     own = executor is None and jobs > 1
     if own:

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from jetvit_daemon.cli import main
-from jetvit_daemon.errors import ConfigError
+from jetvit_daemon.errors import ConfigError, PolicyError
 from jetvit_daemon.governor.policy import DEFAULT_POLICY_FILE
 from jetvit_daemon.sim.offline import simulate
 from jetvit_daemon.sim.scenario import builtin_scenarios, load_scenario
@@ -61,8 +61,11 @@ def test_a_policy_mode_that_needs_a_reboot_is_refused_as_on_a_board(tmp_path):
     policy = tmp_path / "p.yaml"
     policy.write_text("version: 1\nladder:\n  - {name: low, mode: 7W}\n  - {name: high, mode: 15W}\n"
                       "start_state: low\n")
-    s = simulate("orin-nano", str(policy), load_scenario("steady"), duration_s=60).summary
-    assert s["mode_switches"] == 0  # 15W (boot) → 7W differs in TPC mask and cores: never switched
+    # 15W (boot) → 7W differs in TPC mask and cores: the daemon's check refuses the policy before it runs
+    # (it used to be scored, at exit 0, as if the ladder had been applied).
+    with pytest.raises(PolicyError, match=r"p\.yaml:3: ladder\.0\.mode: 15W → 7W needs a reboot.*"
+                                          r"can never be applied"):
+        simulate("orin-nano", str(policy), load_scenario("steady"), duration_s=60)
 
 
 def test_budget_scenario_gives_its_budget_to_a_policy_without_one():
