@@ -45,6 +45,9 @@ class RunnerConfig(_Strict):
     providers: List[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
     intra_op_threads: int = Field(1, ge=0)
     warmup_iterations: int = Field(3, ge=0)
+    python: Optional[str] = Field(
+        None, description="the interpreter of the inference worker process; null: the daemon's own. "
+        "JetPack 4.6 (Jetson Nano): /usr/bin/python3.6, the only Python its TensorRT bindings exist for")
 
 
 class SourceConfig(_Strict):

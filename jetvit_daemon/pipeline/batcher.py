@@ -31,6 +31,12 @@ class Batcher:
     def _clamp(self, n: int) -> int:
         return max(1, min(int(n), self.max_batch))
 
+    def set_max_batch(self, max_batch: int) -> None:
+        """The largest batch the model takes (known once the worker loaded it); the size is clamped to it."""
+        with self._lock:
+            self.max_batch = max(1, max_batch)
+            self._size = self._clamp(self._size)
+
     def set_batching(self, batch_size: int, max_batch_wait_s: float) -> int:
         with self._lock:
             self._size = self._clamp(batch_size)

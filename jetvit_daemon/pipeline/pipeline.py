@@ -1,7 +1,8 @@
 """The pipeline: one supervised capture thread per source → its own frame slot (pipeline/slots.py) → the
-round-robin batcher (pipeline/batcher.py) → one inference thread (preprocess, infer, postprocess) → result
-sinks. It exposes read-only statistics and a batch-size setter; the composition root hands those (not the
-pipeline) to the governor."""
+round-robin batcher (pipeline/batcher.py) → the `inference` thread (preprocess into a free input slot, submit)
+→ the inference worker (runners/executor.py: two slots in flight, so batch i+1 is prepared while batch i runs)
+→ the `results` thread (collect, postprocess, sinks, statistics). It exposes read-only statistics and a
+batch-size setter; the composition root hands those (not the pipeline) to the governor."""
 
 import collections
 import logging
@@ -20,6 +21,7 @@ from jetvit_daemon.pipeline.sinks import ResultSink
 from jetvit_daemon.pipeline.slots import SlotCounts, SlotSet
 from jetvit_daemon.pipeline.sources import FrameSource
 from jetvit_daemon.runners.base import Runner
+from jetvit_daemon.runners.executor import BatchExecutor, Completion, LocalExecutor
 from jetvit_daemon.workers import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,9 @@ log = logging.getLogger(__name__)
 # The short window of the "recent" arrival rate: long enough to average a few frames of every camera, short
 # enough that a camera switching on shows within one governor tick or two.
 RECENT_S = 2.0
+# At stop, the results thread hands on the batches still in flight for at most this long.
+DRAIN_S = 1.0
+WORKER_RESTART = "worker_restart"  # the drop reason of frames a dead or hung worker held
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ class PipelineStats:
     arrival_fps: float
     arrival_recent_fps: float  # over the last RECENT_S only: how the governor sees a burst start
     processed_fps: float
-    dropped_fps: float  # frames overwritten in a live source's slot before inference took them (`stale`)
+    dropped_fps: float  # frames dropped: overwritten in a live slot (`stale`), held by a lost worker
     queue_depth: int  # frames waiting in the sources' slots
     queue_capacity: int
     latency_p50_s: Optional[float]  # capture → result
@@ -55,6 +60,7 @@ class PipelineStats:
     failed_batches_total: int = 0  # batches whose inference (or pre/postprocessing) raised
     failing_batches: int = 0  # failed batches since the last one that succeeded
     failing_since_s: Optional[float] = None  # when the current run of failures began (monotonic), else None
+    dropped_by_reason: Tuple[Tuple[str, int], ...] = ()  # (reason, frames) since start
 
 
 class _Window:
@@ -105,15 +111,16 @@ class Pipeline:
     >>> pipe.start(); pipe.stats(); pipe.set_batching(8, 0.05); pipe.stop()                      # doctest: +SKIP
 
     `sources` are `SourceSupervisor`s (real cameras, built by pipeline/capture/factory.py) or plain
-    `FrameSource`s (supervised here as live sources). `stats()`, `source_statuses()`, `set_batching()` and
-    `batch_size` are thread-safe.
+    `FrameSource`s (supervised here as live sources). `runner` is a `BatchExecutor` (the worker process,
+    started and stopped by its owner) or a plain `Runner` (run in this process by a `LocalExecutor`).
+    `stats()`, `source_statuses()`, `set_batching()` and `batch_size` are thread-safe.
     """
 
     def __init__(
         self,
         clock: Clock,
         sources: Sequence[Union[FrameSource, SourceSupervisor]],
-        runner: Runner,
+        runner: Union[Runner, BatchExecutor],
         preprocessor: Preprocessor,
         postprocessor: Top1Classifier,
         sinks: Sequence[ResultSink],
@@ -125,11 +132,11 @@ class Pipeline:
         on_batch: Optional[Callable[[List[Result], float], None]] = None,
     ) -> None:
         self._clock = clock
-        self._runner = runner
+        self.executor = runner if isinstance(runner, BatchExecutor) else LocalExecutor(runner, now=clock.monotonic)
         self._pre = preprocessor
         self._post = postprocessor
         self._sinks = list(sinks)
-        self.max_batch = runner.info().max_batch
+        self.max_batch = self.executor.info().max_batch
         self._default_batch_wait_s = max_batch_wait_s
         self._on_error = on_error
         self._on_batch = on_batch
@@ -143,6 +150,7 @@ class Pipeline:
         self._in_total = 0
         self._out_total = 0
         self._dropped_total = 0
+        self._dropped_by_reason: Dict[str, int] = {}
         self._correct_total = 0
         self._labelled_total = 0
         self._failed_total = 0
@@ -158,6 +166,7 @@ class Pipeline:
             sup.attach(self._slots.add(sup.name, sup.live))
         self._stage_workers: List[WorkerThread] = [sup.worker for sup in self.sources]
         self._stage_workers.append(WorkerThread("inference", self._inference_body, on_worker_death))
+        self._stage_workers.append(WorkerThread("results", self._results_body, on_worker_death))
         # Supervised with the stages; each sink starts and stops its own.
         self.workers: List[WorkerThread] = [*self._stage_workers, *(w for s in self._sinks for w in s.workers)]
 
@@ -175,6 +184,9 @@ class Pipeline:
         by its supervisor (state `failed` or `backoff`); it never stops the pipeline or the other sources."""
         for sink in self._sinks:
             sink.start()
+        # The worker's verdict may narrow the manifest's batch range (an engine's profile): known once started.
+        self.max_batch = self.executor.info().max_batch
+        self.batcher.set_max_batch(self.max_batch)
         self._t_start_s = self._clock.monotonic()
         for w in self._stage_workers:
             w.start()
@@ -232,6 +244,7 @@ class Pipeline:
                 failed_batches_total=self._failed_total,
                 failing_batches=self._failing,
                 failing_since_s=self._failing_since_s,
+                dropped_by_reason=tuple(sorted(self._dropped_by_reason.items())),
             )
 
     def busy_fraction(self) -> float:
@@ -257,20 +270,72 @@ class Pipeline:
     def _dropped(self, frame: Frame, reason: str) -> None:
         with self._lock:
             self._dropped_total += 1
+            self._dropped_by_reason[reason] = self._dropped_by_reason.get(reason, 0) + 1
             self._drops.add(self._clock.monotonic())
 
     def _inference_body(self, worker: WorkerThread) -> None:
+        """Batch → preprocess into a free slot → submit. Waits for a slot first: while every slot is in flight
+        (or the worker is restarting) frames stay in the sources' slots, where live ones keep only the newest."""
+        executor = self.executor
         while not worker.stop_event.is_set():
             worker.beat()
+            slot = executor.acquire(0.1, worker.stop_event)
+            if slot is None:
+                continue
             frames = self.batcher.next_batch(0.1, worker.stop_event)
             if not frames:
+                executor.release(slot)
                 continue
             try:
-                self._run_batch(frames)
+                self._pre.batch_into([f.image for f in frames], executor.input(slot)[: len(frames)])
             except Exception as exc:  # one batch is the loop boundary: report, count, go on
+                executor.release(slot)
                 self._batch_failed(len(frames), exc)
+                continue
+            executor.submit(slot, len(frames), frames)
+
+    def _results_body(self, worker: WorkerThread) -> None:
+        """Collect → postprocess → sinks, in submit order. At stop, what is still in flight is handed on for
+        up to DRAIN_S."""
+        executor = self.executor
+        drain_until_s: Optional[float] = None
+        while True:
+            worker.beat()
+            if worker.stop_event.is_set():
+                now = self._clock.monotonic()
+                drain_until_s = now + DRAIN_S if drain_until_s is None else drain_until_s
+                if not executor.in_flight() or now >= drain_until_s:
+                    return
+            done = executor.collect(0.1)
+            if done is None:
+                continue
+            try:
+                self._finish(done)
+            except Exception as exc:  # one batch is the loop boundary: report, count, go on
+                self._batch_failed(done.n, exc)
             else:
-                self._batch_succeeded()
+                if not done.lost:
+                    self._batch_succeeded()
+            finally:
+                executor.release(done.slot)
+
+    def _finish(self, done: Completion) -> None:
+        frames: List[Frame] = done.tag
+        if done.lost:
+            self._slots.drop_taken(frames, WORKER_RESTART)
+            return
+        if done.error is not None:
+            raise done.error
+        assert done.outputs is not None
+        t1 = self._clock.monotonic()
+        results = self._post.results(frames, done.outputs[self._post.output_name], t1)
+        for f in frames:
+            self._last_frames[f.source] = f
+        for sink in self._sinks:
+            sink.emit(results)
+        self._record(results, t1, done.infer_s)
+        if self._on_batch is not None:
+            self._on_batch(results, done.infer_s)
 
     def _batch_failed(self, n_frames: int, exc: Exception) -> None:
         # A model that fails every batch must not write a traceback per batch: the first failure of a run is
@@ -293,23 +358,9 @@ class Pipeline:
         if failed:
             log.warning("inference recovered after %d failed batches", failed)
 
-    def _run_batch(self, frames: List[Frame]) -> None:
-        batch = self._pre.batch([f.image for f in frames])
-        t0 = self._clock.monotonic()
-        outputs = self._runner.infer(batch)
-        t1 = self._clock.monotonic()
-        results = self._post.results(frames, outputs[self._post.output_name], t1)
-        for f in frames:
-            self._last_frames[f.source] = f
-        for sink in self._sinks:
-            sink.emit(results)
-        self._record(results, t0, t1)
-        if self._on_batch is not None:
-            self._on_batch(results, t1 - t0)
-
-    def _record(self, results: List[Result], t_infer_start_s: float, t_infer_end_s: float) -> None:
+    def _record(self, results: List[Result], t_done_s: float, infer_s: float) -> None:
         with self._lock:
-            self._infer.add(t_infer_end_s, t_infer_end_s - t_infer_start_s)
+            self._infer.add(t_done_s, infer_s)
             for r in results:
                 self._processed.add(r.t_result_s)
                 self._latency.add(r.t_result_s, r.latency_s)

@@ -48,6 +48,15 @@ class Preprocessor:
         out = image.astype(np.float32) * self._mul + self._add
         return out.astype(self.input_spec.dtype, copy=False)
 
+    def batch_into(self, images: Sequence[np.ndarray], out: np.ndarray) -> None:
+        """Frames into `out` (an input slot's first len(images) rows), in the model's layout."""
+        if out.shape[0] != len(images):
+            raise ValueError(f"{len(images)} frames for {out.shape[0]} rows")
+        nchw = self.input_spec.layout == "NCHW"
+        for row, image in zip(out, images):
+            item = self.frame(image)
+            row[...] = item.transpose(2, 0, 1) if nchw else item
+
     def batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Frames to one batch in the model's layout."""
         stacked = np.stack([self.frame(img) for img in images])

@@ -116,6 +116,18 @@ class SlotSet:
         if self._on_drop is not None:
             self._on_drop(frame, reason)
 
+    def drop_taken(self, frames: List[Frame], reason: str) -> None:
+        """Frames the batcher already took that will give no result (the worker died with them): counted
+        against their sources' slots with `reason`, like a slot's own drops."""
+        with self.cond:
+            by_name = {s.name: s for s in self.slots}
+            for frame in frames:
+                slot = by_name.get(frame.source)
+                if slot is not None:
+                    slot._drop_locked(frame, reason)
+                else:
+                    self.dropped(frame, reason)
+
     def wake_all(self) -> None:
         with self.cond:
             self.cond.notify_all()

@@ -1,26 +1,30 @@
 """The `Runner` interface and the name → runner map (`auto`, `onnxruntime`, `tensorrt`), imported lazily so a
-machine without TensorRT never imports it."""
+machine without TensorRT never imports it.
+
+Imported by the inference worker (runners/worker.py), so it runs on Python 3.6 and imports nothing that needs
+more (the pydantic manifest only for type checking: in the worker a runner gets a `PlainManifest`).
+"""
 
 import abc
 import importlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from jetvit_daemon.errors import EngineError
-from jetvit_daemon.runners.manifest import InputSpec, Manifest, check_model_file
+
+if TYPE_CHECKING:
+    from jetvit_daemon.runners.manifest import InputSpec, Manifest
 
 
-@dataclass(frozen=True)
-class RunnerInfo:
-    """What a loaded runner tells the pipeline and the first log lines."""
+class RunnerInfo(NamedTuple):
+    """What a loaded runner tells the pipeline and the first log lines. Immutable."""
 
     runner: str  # "onnxruntime", "tensorrt"
     device: str  # "CPU", "CUDA", "GPU (TensorRT 10.3)", …
     model_path: str
-    input: InputSpec
+    input: "InputSpec"
     output_names: Tuple[str, ...]
     max_batch: int
 
@@ -28,7 +32,7 @@ class RunnerInfo:
 class Runner(abc.ABC):
     """A loaded model. `infer` is called from one thread (the inference stage); `close` once, at shutdown."""
 
-    manifest: Manifest
+    manifest: "Manifest"
 
     @abc.abstractmethod
     def info(self) -> RunnerInfo: ...
@@ -72,6 +76,8 @@ def choose_runner_name(name: str, model_path: Path) -> str:
 
 def create_runner(name: str, model_path: Path, options: Optional[Mapping[str, Any]] = None) -> Runner:
     """Load `model_path` with the named runner (`auto` picks by file type)."""
+    from jetvit_daemon.runners.manifest import check_model_file
+
     check_model_file(Path(model_path))  # before anything else: "no such model file" beats any later symptom
     chosen = choose_runner_name(name, model_path)
     module_name, _, class_name = RUNNERS[chosen].partition(":")

@@ -9,23 +9,24 @@ what the engine was built on and the runner refuses a mismatch with what differs
                         l4t_release="36.4.3", jetpack="6.2", dla_cores=0)
     check_engine_manifest(Path("vit.engine"), manifest, facts)      # EngineError on a mismatch
 
-Pure functions on values: thread-safe.
+Pure functions on values: thread-safe. Runs on Python 3.6 (the inference worker checks the engine where TensorRT
+is), so the pydantic manifest is only imported for type checking and by `SystemFacts.build_info`.
 """
 
 import re
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, NamedTuple, Optional, Tuple
 
 from jetvit_daemon.errors import EngineError
-from jetvit_daemon.runners.manifest import BuildInfo, Manifest
+
+if TYPE_CHECKING:
+    from jetvit_daemon.runners.manifest import BuildInfo, Manifest
 
 _SM_RE = re.compile(r"\bsm_(\d+)(\d)\b")
 
 
-@dataclass(frozen=True)
-class SystemFacts:
+class SystemFacts(NamedTuple):
     """What an engine must match: TensorRT release, GPU, L4T/JetPack release and DLA cores (None: unknown).
     Immutable: thread-safe."""
 
@@ -44,8 +45,10 @@ class SystemFacts:
             parts.append("sm_{}{}".format(*self.compute_capability))
         return " ".join(parts) or "unknown GPU"
 
-    def build_info(self, dla_core: Optional[int], source_model: Optional[str], command: Optional[str]) -> BuildInfo:
+    def build_info(self, dla_core: Optional[int], source_model: Optional[str], command: Optional[str]) -> "BuildInfo":
         """The manifest's build section for an engine built here."""
+        from jetvit_daemon.runners.manifest import BuildInfo
+
         return BuildInfo(
             tensorrt_version=self.tensorrt_version or "unknown",
             device=self.device_text(),
@@ -70,7 +73,7 @@ def version_key(version: str) -> Tuple[int, ...]:
     return tuple(numbers)
 
 
-def parse_compute_capability(build: BuildInfo) -> Optional[Tuple[int, int]]:
+def parse_compute_capability(build: "BuildInfo") -> Optional[Tuple[int, int]]:
     """(8, 7) from compute_capability "8.7", else from an "sm_87" in the device text; None if neither."""
     if build.compute_capability:
         m = re.fullmatch(r"\s*(\d+)\.(\d+)\s*", build.compute_capability)
@@ -82,7 +85,7 @@ def parse_compute_capability(build: BuildInfo) -> Optional[Tuple[int, int]]:
     return None
 
 
-def engine_mismatches(build: BuildInfo, facts: SystemFacts) -> List[str]:
+def engine_mismatches(build: "BuildInfo", facts: SystemFacts) -> List[str]:
     """One line per difference between where the engine was built and this system; empty when it fits.
     A fact unknown on either side is not a difference (it cannot be compared)."""
     problems: List[str] = []
@@ -111,7 +114,7 @@ def _l4t(release: Optional[str]) -> str:
     return f" (L4T {release})" if release else ""
 
 
-def rebuild_command(engine_path: Path, manifest: Manifest) -> str:
+def rebuild_command(engine_path: Path, manifest: "Manifest") -> str:
     """The command that rebuilds this engine: the one recorded at build time, else one made from the manifest
     (the ONNX model is looked for next to the engine under its recorded or the engine's own name)."""
     build = manifest.build
@@ -129,7 +132,7 @@ def rebuild_command(engine_path: Path, manifest: Manifest) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def check_engine_manifest(engine_path: Path, manifest: Manifest, facts: SystemFacts) -> None:
+def check_engine_manifest(engine_path: Path, manifest: "Manifest", facts: SystemFacts) -> None:
     """Raise EngineError unless `manifest` describes a TensorRT engine built for this system."""
     if manifest.framework != "tensorrt":
         raise EngineError(

@@ -49,6 +49,10 @@ class InputSpec(_Strict):
         """The shape of one image (the input shape without its batch axis)."""
         return tuple(self.shape[1:])
 
+    def with_batch(self, batch: int) -> "InputSpec":
+        """The same input with batch axis `batch` (-1: dynamic)."""
+        return InputSpec(name=self.name, shape=[batch, *self.shape[1:]], dtype=self.dtype, layout=self.layout)
+
 
 class PreprocessSpec(_Strict):
     """How a BGR uint8 camera frame becomes the model input.

@@ -1,16 +1,21 @@
 """ONNX Runtime runner: the default everywhere that is not a Jetson with a TensorRT engine, and the fallback on
-one. CPU by default; the CUDA and TensorRT execution providers when this onnxruntime build has them."""
+one. CPU by default; the CUDA and TensorRT execution providers when this onnxruntime build has them.
+
+Runs in the inference worker on Python 3.6 too: given a `manifest` (a `PlainManifest` there) it never imports the
+pydantic one."""
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from jetvit_daemon.errors import EngineError
 from jetvit_daemon.extras import require
 from jetvit_daemon.runners.base import Runner, RunnerInfo
-from jetvit_daemon.runners.manifest import InputSpec, load_manifest
+
+if TYPE_CHECKING:
+    from jetvit_daemon.runners.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +51,16 @@ class OrtRunner(Runner):
         providers: Optional[Sequence[str]] = None,
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
+        manifest: Optional["Manifest"] = None,
     ) -> None:
         ort: Any = require("onnxruntime", "the onnxruntime runner")
 
         self.model_path = Path(model_path)
-        self.manifest = load_manifest(self.model_path)
+        if manifest is None:
+            from jetvit_daemon.runners.manifest import load_manifest
+
+            manifest = load_manifest(self.model_path)
+        self.manifest = manifest
         if self.manifest.framework != "onnx":
             raise EngineError(f"{self.model_path}: the manifest says framework {self.manifest.framework!r}; "
                               "ONNX Runtime runs .onnx models (use runner tensorrt for engines)")
@@ -104,8 +114,7 @@ class OrtRunner(Runner):
         device = "CPU" if first == "CPUExecutionProvider" else first.replace("ExecutionProvider", "")
         spec = self.manifest.input
         if self._fixed_batch is not None:
-            spec = InputSpec(name=spec.name, shape=[self._fixed_batch, *spec.shape[1:]], dtype=spec.dtype,
-                             layout=spec.layout)
+            spec = spec.with_batch(self._fixed_batch)
         return RunnerInfo(
             runner="onnxruntime",
             device=f"{device} (onnxruntime {self._ort_version})",

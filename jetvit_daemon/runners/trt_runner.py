@@ -12,23 +12,26 @@ fixed batch): page-locked host buffers and device buffers, one CUDA stream, copy
 asynchronously, one synchronize. A batch smaller than the engine's minimum is zero-padded and the padding's
 outputs dropped. The CUDA context is the device's primary context (the one TensorRT's runtime API uses), pushed
 around every call, so `infer` works from the pipeline's thread although the runner was built on another.
+
+It runs in the inference worker, on JetPack 4.6's Python 3.6 too: given `manifest` (a `PlainManifest` there)
+and `board_facts`, it imports neither the pydantic manifest nor the board probe.
 """
 
 import collections
 import logging
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple, Type
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 import numpy as np
 
 from jetvit_daemon.errors import EngineError
-from jetvit_daemon.hardware.probe import detect_board
-from jetvit_daemon.hardware.sysfs import SysfsTree
 from jetvit_daemon.runners.base import Runner, RunnerInfo
 from jetvit_daemon.runners.engine_check import SystemFacts, check_engine_manifest, rebuild_command
-from jetvit_daemon.runners.manifest import InputSpec, Manifest, load_manifest
+
+if TYPE_CHECKING:
+    from jetvit_daemon.hardware.sysfs import SysfsTree
+    from jetvit_daemon.runners.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +99,18 @@ def recent_errors(logger: Any) -> str:
     return ("; TensorRT said: " + " | ".join(errors[-3:])) if errors else ""
 
 
-@dataclass(frozen=True)
 class IoTensor:
-    """One engine input or output as TensorRT describes it (shape -1 where dynamic). Immutable."""
+    """One engine input or output as TensorRT describes it (shape -1 where dynamic). Immutable by convention;
+    hashed by identity (each is made once per engine)."""
 
-    name: str
-    index: int  # binding index (binding API) or position among the I/O tensors (name API)
-    is_input: bool
-    shape: Tuple[int, ...]
-    dtype: np.dtype
+    __slots__ = ("dtype", "index", "is_input", "name", "shape")
+
+    def __init__(self, name: str, index: int, is_input: bool, shape: Tuple[int, ...], dtype: np.dtype) -> None:
+        self.name = name
+        self.index = index  # binding index (binding API) or position among the I/O tensors (name API)
+        self.is_input = is_input
+        self.shape = shape
+        self.dtype = dtype
 
 
 class _TensorNameApi:
@@ -206,16 +212,24 @@ def select_api(trt: Any, engine: Any, context: Any) -> Any:
         "use JetPack 4.6 or later".format(getattr(trt, "__version__", "?")))
 
 
-@dataclass
 class _Buffer:
-    tensor: IoTensor
-    item_shape: Tuple[int, ...]
-    host: np.ndarray  # page-locked, flat, room for the largest batch
-    device: Any  # pycuda DeviceAllocation
-    item_size: int = field(init=False)
-
-    def __post_init__(self) -> None:
+    def __init__(self, tensor: IoTensor, item_shape: Tuple[int, ...], host: np.ndarray, device: Any) -> None:
+        self.tensor = tensor
+        self.item_shape = item_shape
+        self.host = host  # page-locked, flat, room for the largest batch
+        self.device = device  # pycuda DeviceAllocation
         self.item_size = int(np.prod(self.item_shape, dtype=np.int64))
+
+
+def probe_board_facts(tree: Optional["SysfsTree"] = None) -> Dict[str, Optional[str]]:
+    """What the engine check needs of the board ({soc, l4t_release, jetpack}; None values off a Jetson), probed
+    from `tree` (default `/`). Daemon side only: the probe needs Python 3.8."""
+    from jetvit_daemon.hardware.probe import detect_board
+    from jetvit_daemon.hardware.sysfs import SysfsTree
+
+    board = detect_board(tree if tree is not None else SysfsTree("/"))
+    return {"soc": board.soc if board else None, "l4t_release": board.l4t_release if board else None,
+            "jetpack": board.jetpack if board else None}
 
 
 class TensorRTRunner(Runner):
@@ -225,7 +239,8 @@ class TensorRTRunner(Runner):
     >>> runner.infer(batch)["logits"]                        # doctest: +SKIP
 
     `trt_module`, `cuda_module` and `tree` are seams for tests (stand-ins of `tensorrt`, `pycuda.driver` and the
-    board's files); by default the real modules and `/`.
+    board's files); by default the real modules and `/`. `board_facts` ({soc, l4t_release, jetpack}, values
+    None off a Jetson) replaces the probe of `tree`: the worker gets them from the daemon.
     """
 
     def __init__(
@@ -235,10 +250,16 @@ class TensorRTRunner(Runner):
         *,
         trt_module: Any = None,
         cuda_module: Any = None,
-        tree: Optional[SysfsTree] = None,
+        tree: Optional["SysfsTree"] = None,
+        manifest: Optional["Manifest"] = None,
+        board_facts: Optional[Mapping[str, Optional[str]]] = None,
     ) -> None:
         self.model_path = Path(model_path)
-        self.manifest: Manifest = load_manifest(self.model_path)
+        if manifest is None:
+            from jetvit_daemon.runners.manifest import load_manifest
+
+            manifest = load_manifest(self.model_path)
+        self.manifest = manifest
         self._trt = trt_module if trt_module is not None else import_tensorrt()
         self._cuda = cuda_module if cuda_module is not None else import_pycuda()
         self._closed = False
@@ -264,14 +285,14 @@ class TensorRTRunner(Runner):
                 "holding all of its memory? is the user in the video and render groups?). If the board's JetPack "
                 "changed since the engine was built, rebuild it with:\n  "
                 f"{rebuild_command(self.model_path, self.manifest)}") from None
-        board = detect_board(tree if tree is not None else SysfsTree("/"))
+        board = dict(board_facts) if board_facts is not None else probe_board_facts(tree)
         self.facts = SystemFacts(
             tensorrt_version=str(self._trt.__version__),
             compute_capability=(int(major), int(minor)),
             gpu_name=gpu_name,
-            soc=board.soc if board else None,
-            l4t_release=board.l4t_release if board else None,
-            jetpack=board.jetpack if board else None,
+            soc=board.get("soc"),
+            l4t_release=board.get("l4t_release"),
+            jetpack=board.get("jetpack"),
             dla_cores=int(self._runtime.num_DLA_cores),
         )
         check_engine_manifest(self.model_path, self.manifest, self.facts)
@@ -401,9 +422,7 @@ class TensorRTRunner(Runner):
         return str(self._api.label)
 
     def info(self) -> RunnerInfo:
-        shape = [-1 if self._dynamic else self._max_batch, *self._input.shape[1:]]
-        spec = InputSpec(name=self._input.name, shape=shape, dtype=self.manifest.input.dtype,
-                         layout=self.manifest.input.layout)
+        spec = self.manifest.input.with_batch(-1 if self._dynamic else self._max_batch)
         return RunnerInfo(runner="tensorrt", device=self._device_text(), model_path=str(self.model_path),
                           input=spec, output_names=tuple(b.tensor.name for b in self._out_bufs),
                           max_batch=self._max_batch)

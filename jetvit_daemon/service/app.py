@@ -18,11 +18,11 @@ from typing import Any, Dict, List, Optional, Tuple
 from jetvit_daemon import __version__
 from jetvit_daemon.clock import Clock, SystemClock
 from jetvit_daemon.config import DaemonConfig
-from jetvit_daemon.errors import ConfigError
+from jetvit_daemon.errors import ConfigError, EngineError
 from jetvit_daemon.hardware.probe import acquire_instance_lock
 from jetvit_daemon.pipeline.sinks import QueuedSink
 from jetvit_daemon.service.board import select_board
-from jetvit_daemon.service.components import Components, ReloadTracker, build, warm_up
+from jetvit_daemon.service.components import Components, ReloadTracker, build
 from jetvit_daemon.service.http import HttpServer
 from jetvit_daemon.service.notify import SystemdNotifier
 from jetvit_daemon.service.results import sinks_status
@@ -103,7 +103,8 @@ class Service:
             stages.append(Stage("simulated board", sim.start, sim.stop, sim.workers, max_stop_s=2.0))
         stages += [
             Stage("platform", self._start_platform, self._stop_platform, p.platform.workers, restore=True),
-            Stage("runner", self._start_runner, lambda t: p.runner.close()),
+            # The inference worker process; its supervision thread restarts it (stopped within the budget).
+            Stage("runner", self._start_runner, p.runner.stop, p.runner.workers, max_stop_s=4.0),
             Stage("pipeline", p.pipeline.start, p.pipeline.stop, lambda: p.pipeline.workers, max_stop_s=3.0),
             # A governor stuck in a slow `nvpmodel -m` is not waited for: the platform's stop ends that switch.
             Stage("governor", self._governor.start, lambda t: self._stop_worker(self._governor, t),
@@ -141,7 +142,7 @@ class Service:
 
     def _start_runner(self) -> None:
         p = self.parts
-        warm_up(p.runner, p.config.runner.warmup_iterations)
+        p.runner.start()
         info = p.runner.info()
         log.info("runner: %s on %s, model %s (input %s %s, batch ≤ %d)", "ONNX Runtime" if info.runner ==
                  "onnxruntime" else "TensorRT", info.device, info.model_path, info.input.name,
@@ -178,7 +179,8 @@ class Service:
             telemetry_age_s=None if sample is None else now - sample.t_mono_s,
             telemetry_stale=p.platform.telemetry_stale(), workers=workers, inference_failing_s=failing_s,
             sinks=tuple(sinks_status([s for s in p.sinks if isinstance(s, QueuedSink)])),
-            sources=tuple(st.as_dict() for st in p.pipeline.source_statuses()))
+            sources=tuple(st.as_dict() for st in p.pipeline.source_statuses()),
+            inference=p.runner.status())
 
     def status(self) -> Dict[str, Any]:
         return snapshot_json(self.snapshot())
@@ -238,6 +240,12 @@ class Service:
                 log.info("reload requested (SIGHUP)")
                 self.parts.watcher.request()
             dead = self.supervisor.first_dead()
+            if dead is not None and isinstance(dead.failure, EngineError):
+                # The worker could not load the model again and again: the engine check's message (and the
+                # rebuild command) ends the daemon with exit 3, which the unit does not restart.
+                self.parts.metrics.error(dead.name, dead.failure)
+                self.exit_reason = f"worker {dead.name}: the model cannot be loaded"
+                raise dead.failure
             if dead is not None:
                 self.parts.metrics.error(dead.name, dead.failure or RuntimeError("ended"))
                 self.exit_reason = f"worker {dead.name} died"

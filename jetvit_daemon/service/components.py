@@ -13,13 +13,14 @@ is made by `build_runner`.
 
 import logging
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from jetvit_daemon.clock import Clock
 from jetvit_daemon.config import DaemonConfig
-from jetvit_daemon.errors import ConfigError, EngineError
+from jetvit_daemon.errors import ConfigError
 from jetvit_daemon.governor.decide import PipelineView
 from jetvit_daemon.governor.loop import Governor
 from jetvit_daemon.governor.policy import Policy
@@ -41,9 +42,11 @@ from jetvit_daemon.pipeline.postprocess import Top1Classifier
 from jetvit_daemon.pipeline.preprocess import Preprocessor
 from jetvit_daemon.pipeline.sinks import QueuedSink, ResultSink
 from jetvit_daemon.pipeline.sources import FrameSource
-from jetvit_daemon.runners.base import Runner, create_runner
-from jetvit_daemon.runners.manifest import load_labels
-from jetvit_daemon.runners.paced import PacedRunner
+from jetvit_daemon.runners.base import Runner, choose_runner_name
+from jetvit_daemon.runners.executor import BatchExecutor, LocalExecutor
+from jetvit_daemon.runners.manifest import check_model_file, load_labels, load_manifest
+from jetvit_daemon.runners.trt_runner import probe_board_facts
+from jetvit_daemon.runners.worker_client import InferenceWorker, WorkerSpec
 from jetvit_daemon.service.board import BoardAccess
 from jetvit_daemon.service.board_meter import BoardMeterCollector, BoardMeterLoop, PolicyTargetsCollector, board_trips
 from jetvit_daemon.service.http import Routes
@@ -106,7 +109,7 @@ class Components:
     clock: Clock
     board: BoardAccess
     platform: Platform
-    runner: Runner
+    runner: BatchExecutor  # the inference worker process (an injected Runner runs in-process)
     sources: Sequence[Union[FrameSource, SourceSupervisor]]
     sinks: List[ResultSink]
     pipeline: Pipeline
@@ -150,16 +153,17 @@ def build(
     platform = platform or build_platform(config, board, clock, metrics, lock)
     load = policy_loader(facts)
     policy = load(path, initial_text)
-    runner = runner or build_runner(config, board)
-    sources = list(sources) if sources is not None else list(build_sources(config, clock, runner))
+    executor = build_runner(config, board) if runner is None else LocalExecutor(
+        runner, warmup_iterations=config.runner.warmup_iterations, now=clock.monotonic)
+    sources = list(sources) if sources is not None else list(build_sources(config, clock, executor))
     late = _Late()  # the sinks read the pipeline, built after them
     if sinks is None:
         inputs = SinkInputs(socket.gethostname(), stats=late.sink_stats, states=late.source_states)
-        sinks = build_sinks(config.sinks, clock, runner.manifest.model_name, Path(runner.info().model_path),
+        sinks = build_sinks(config.sinks, clock, executor.manifest.model_name, Path(executor.info().model_path),
                             inputs, on_error=report)
     sinks = list(sinks)
     metrics.registry.register(SinkCollector([s for s in sinks if isinstance(s, QueuedSink)]))
-    pipeline = build_pipeline(config, clock, runner, sources, sinks, policy, metrics, report)
+    pipeline = build_pipeline(config, clock, executor, sources, sinks, policy, metrics, report)
     metrics.registry.register(SourcesCollector(pipeline.source_statuses))
     board.busy.source = pipeline.busy_fraction  # the simulated GPU's load follows real inference
     governor = Governor(platform, policy, _pipeline_view(pipeline), pipeline.set_batching, clock, events=metrics)
@@ -169,7 +173,7 @@ def build(
                             lambda: pipeline.source_names)
     watcher = PolicyWatcher(path, load, governor.set_policy, reloads.done, check_perms=strict,
                             initial_text=initial_text, on_begin=reloads.begin)
-    return Components(config=config, clock=clock, board=board, platform=platform, runner=runner,
+    return Components(config=config, clock=clock, board=board, platform=platform, runner=executor,
                       sources=sources, sinks=sinks, pipeline=pipeline, governor=governor, watcher=watcher,
                       metrics=metrics, reloads=reloads, policy_path=path, policy=policy, routes=routes,
                       board_meter=board_meter,
@@ -264,33 +268,25 @@ def build_telemetry(config: DaemonConfig, board: BoardAccess, clock: Clock,
     return JtopTelemetry(clock, interval_s=cfg.interval_s, on_event=events)
 
 
-def build_runner(config: DaemonConfig, board: BoardAccess) -> Runner:
-    """The configured runner, loaded (warm-up is a start step: see `warm_up`)."""
+def build_runner(config: DaemonConfig, board: BoardAccess) -> InferenceWorker:
+    """The configured runner in its worker process, not started (the runner stage starts it: load, engine
+    check and warm-up happen in the worker). The manifest is validated here, before anything starts."""
     cfg = config.runner
-    options: Dict[str, Any] = {}
     model = config.model_path()
-    if cfg.name in ("auto", "onnxruntime") and model.suffix == ".onnx":
+    check_model_file(model)
+    name = choose_runner_name(cfg.name, model)
+    manifest = load_manifest(model)
+    options: Dict[str, Any] = {}
+    if name == "onnxruntime":
         options = {"providers": cfg.providers, "intra_op_threads": cfg.intra_op_threads}
-    runner = create_runner(cfg.name, model, options)
-    if board.sim is not None and config.simulator.simulate_speed:
-        runner = PacedRunner(runner, board.sim.inference_time_s)
-    return runner
+    elif name == "tensorrt":
+        options = {"board_facts": probe_board_facts()}  # the engine check in the worker compares them
+    pace = board.sim.inference_time_s if board.sim is not None and config.simulator.simulate_speed else None
+    spec = WorkerSpec(cfg.python or sys.executable, name, model, manifest, options, cfg.warmup_iterations)
+    return InferenceWorker(spec, pace=pace)
 
 
-def warm_up(runner: Runner, iterations: int) -> None:
-    """Run the dummy batches; a model that cannot is an EngineError (exit 3) naming it, not a traceback."""
-    if not iterations:
-        return
-    try:
-        runner.warm_up(iterations)
-    except EngineError:
-        raise
-    except Exception as exc:
-        raise EngineError(f"{runner.info().model_path}: the model failed its warm-up batch: "
-                          f"{type(exc).__name__}: {exc}") from None
-
-
-def build_sources(config: DaemonConfig, clock: Clock, runner: Runner) -> List[SourceSupervisor]:
+def build_sources(config: DaemonConfig, clock: Clock, runner: BatchExecutor) -> List[SourceSupervisor]:
     """One supervisor per camera; cameras deliver frames already cropped and scaled to the model's input."""
     manifest = runner.manifest
     height, width = manifest.input.height_width
@@ -302,7 +298,7 @@ def build_sources(config: DaemonConfig, clock: Clock, runner: Runner) -> List[So
         raise ConfigError(f"sources: {exc}") from None
 
 
-def build_pipeline(config: DaemonConfig, clock: Clock, runner: Runner,
+def build_pipeline(config: DaemonConfig, clock: Clock, runner: Union[Runner, BatchExecutor],
                    sources: Sequence[Union[FrameSource, SourceSupervisor]],
                    sinks: List[ResultSink], policy: Policy, metrics: Metrics,
                    on_error: Callable[[str, BaseException], None]) -> Pipeline:

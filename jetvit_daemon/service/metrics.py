@@ -6,7 +6,7 @@ views, so the hot path (per frame) only feeds the two latency histograms.
 """
 
 import threading
-from typing import Callable, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -16,9 +16,10 @@ from jetvit_daemon import __version__
 from jetvit_daemon.governor.decide import RULES
 from jetvit_daemon.governor.policy import LadderState
 from jetvit_daemon.pipeline.frames import Result
-from jetvit_daemon.pipeline.pipeline import PipelineStats
+from jetvit_daemon.pipeline.pipeline import WORKER_RESTART, PipelineStats
 from jetvit_daemon.service.status import StatusSnapshot
 
+DROP_REASONS = ("stale", WORKER_RESTART)  # always exported, at 0 until it happens
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 2.0, 5.0)
 
 
@@ -34,13 +35,13 @@ class _SnapshotCollector(Collector):
             yield from _pipeline_metrics(snap.pipeline)
         yield from _board_metrics(snap)
         yield from _service_metrics(snap)
+        yield from _inference_worker_metrics(snap.inference)
 
 
 def _pipeline_metrics(s: PipelineStats) -> Iterable[Metric]:
     for name, doc, value in (
         ("jetvit_pipeline_frames_in", "Frames delivered by the sources", s.frames_in_total),
         ("jetvit_pipeline_frames_processed", "Frames that produced a result", s.frames_out_total),
-        ("jetvit_pipeline_frames_dropped", "Frames dropped because the queue was full", s.frames_dropped_total),
         ("jetvit_pipeline_labelled_results", "Results of frames with a known label (synthetic camera)",
          s.labelled_total),
         ("jetvit_pipeline_correct_results", "Labelled results whose top-1 class was right", s.correct_total),
@@ -49,6 +50,13 @@ def _pipeline_metrics(s: PipelineStats) -> Iterable[Metric]:
         c = CounterMetricFamily(name, doc)
         c.add_metric([], value)
         yield c
+    dropped = CounterMetricFamily("jetvit_pipeline_frames_dropped", "Frames dropped before a result, by reason "
+                                  "(stale: overwritten in a live source's slot; worker_restart: held by an inference "
+                                  "worker that died or hung)", labels=["reason"])
+    by_reason = dict(s.dropped_by_reason)
+    for reason in sorted(set(DROP_REASONS) | set(by_reason)):
+        dropped.add_metric([reason], by_reason.get(reason, 0))
+    yield dropped
     for name, doc, gvalue in (
         ("jetvit_pipeline_queue_depth_frames", "Frames waiting for inference", s.queue_depth),
         ("jetvit_pipeline_batch_size_frames", "Current target batch size", s.batch_size),
@@ -58,6 +66,32 @@ def _pipeline_metrics(s: PipelineStats) -> Iterable[Metric]:
         g = GaugeMetricFamily(name, doc)
         g.add_metric([], gvalue)
         yield g
+
+def _inference_worker_metrics(status: Mapping[str, Any]) -> Iterable[Metric]:
+    """The inference worker process (runners/worker_client.py): restarts, memory, batch time."""
+    if status.get("mode") != "worker":
+        return
+    restarts = CounterMetricFamily("jetvit_worker_restarts", "Inference worker restarts (it died or hung; the "
+                                   "frames it held are dropped, reason worker_restart)")
+    restarts.add_metric([], status.get("restarts_total", 0))
+    yield restarts
+    up = GaugeMetricFamily("jetvit_worker_process_up", "1 while the inference worker process is running")
+    up.add_metric([], 1.0 if status.get("state") == "running" else 0.0)
+    yield up
+    if status.get("rss_bytes") is not None:
+        rss = GaugeMetricFamily("jetvit_worker_rss_bytes", "Resident memory of the inference worker process")
+        rss.add_metric([], status["rss_bytes"])
+        yield rss
+    if status.get("batch_p50_s") is not None:
+        batch = GaugeMetricFamily("jetvit_worker_batch_p50_seconds", "Median time the worker took per batch "
+                                  "(its last 16)")
+        batch.add_metric([], status["batch_p50_s"])
+        yield batch
+    deadline = GaugeMetricFamily("jetvit_worker_batch_deadline_seconds", "How long a batch may take before the "
+                                 "worker counts as hung: max(1 s, 10 x its recent batch time)")
+    deadline.add_metric([], status.get("batch_deadline_s", 0.0))
+    yield deadline
+
 
 def _board_metrics(snap: StatusSnapshot) -> Iterable[Metric]:
     sample, age_s = snap.telemetry, snap.telemetry_age_s

@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 
 from jetvit_daemon.pipeline.capture.supervisor import SourceState, SourceStatus
 
-DROP_REASONS = ("stale",)
+DROP_REASONS = ("stale", "worker_restart")
 
 
 class SourcesCollector(Collector):
@@ -22,8 +22,9 @@ class SourcesCollector(Collector):
         statuses = self._statuses()
         frames = CounterMetricFamily("jetvit_source_frames", "Frames delivered by the source", labels=["source"])
         dropped = CounterMetricFamily("jetvit_source_dropped_frames",
-                                      "Frames dropped before inference, by reason (stale: overwritten in a "
-                                      "live source's slot by a newer frame)", labels=["source", "reason"])
+                                      "Frames dropped before a result, by reason (stale: overwritten in a "
+                                      "live source's slot by a newer frame; worker_restart: held by an inference "
+                                      "worker that died or hung)", labels=["source", "reason"])
         reconnects = CounterMetricFamily("jetvit_source_reconnects", "Times the source streamed again after "
                                          "losing its stream", labels=["source"])
         restarts = CounterMetricFamily("jetvit_source_restarts", "Capture attempts after the first (child "

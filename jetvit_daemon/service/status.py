@@ -66,6 +66,7 @@ class StatusSnapshot:
     inference_failing_s: Optional[float] = None  # how long every batch has failed, else None
     sinks: Tuple[Mapping[str, Any], ...] = ()  # each QueuedSink's stats (service/results.py)
     sources: Tuple[Mapping[str, Any], ...] = ()  # each source's status (pipeline/capture)
+    inference: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the worker: BatchExecutor.status()
 
     # -- verdicts ------------------------------------------------------------------------------------------
     def health_problems(self) -> List[str]:
@@ -148,6 +149,7 @@ def snapshot_json(s: StatusSnapshot) -> Dict[str, Any]:
         "inference_failing_s": s.inference_failing_s,
         "sinks": [dict(x) for x in s.sinks],
         "sources": [dict(x) for x in s.sources],
+        "inference": dict(s.inference),
     }
 
 
@@ -166,6 +168,13 @@ def format_status(data: Mapping[str, Any]) -> str:
         + ("none" if not reload else f"{reload.get('result')}" + (f" ({reload.get('message')})"
                                                                    if reload.get("message") else "")),
     ]
+    inf = data.get("inference") or {}
+    if inf.get("mode") == "worker":
+        rss = inf.get("rss_bytes")
+        out.append(f"  inference worker: {inf.get('state')}, pid {inf.get('pid')} (Python "
+                   f"{inf.get('python_version') or '?'}), {inf.get('restarts_total', 0)} restarts"
+                   + (f" (last: {inf['last_restart_reason']})" if inf.get("last_restart_reason") else "")
+                   + ("" if rss is None else f", RSS {rss / 2**20:.0f} MiB"))
     for w in data.get("workers") or []:
         state = "alive" if w.get("alive") else "DEAD"
         extra = f" ({w['failure']})" if w.get("failure") else ""
