@@ -5,10 +5,12 @@ Actuation is verified by the platform (read back after each write); a failure is
 reason and retried with exponential backoff, not every tick. Every change is logged with its reason and
 reported to `events`.
 
-An applied state is re-read every VERIFY_EVERY_TICKS ticks: the kernel, a BPMP reset or a human may change
-the power mode or the GPU cap behind the governor's back. A difference is logged, reported as an external
-change, shown as the truth (status, metrics) and re-applied, with its own exponential backoff so a board
-that keeps reverting is not written every tick.
+An applied state is re-read every VERIFY_EVERY_TICKS ticks: the kernel, a BPMP reset or a human (`nvpmodel -m`,
+`jetson_clocks`) may change the power mode or the GPU cap behind the governor's back. A difference is logged,
+reported as an external change (per knob), shown as the truth (status, metrics) and handled as
+`hardware.on_conflict` says: `refuse` (the default) re-applies it, with its own exponential backoff so a board
+that keeps reverting is not written every tick; `leave_alone` stops writing that knob for the rest of the run
+(its value is then whatever the board reads; the other knobs are still governed).
 """
 
 import collections
@@ -18,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Tuple
 
 from jetvit_daemon.clock import Clock
-from jetvit_daemon.errors import ActuationError, RebootRequiredError
+from jetvit_daemon.errors import ActuationError, ConfigError, RebootRequiredError
 from jetvit_daemon.governor.decide import (
     Decision,
     Learned,
@@ -37,6 +39,10 @@ log = logging.getLogger(__name__)
 # Re-read the applied state every this many ticks (5 s at the default 1 s interval): cheap (one sysfs read,
 # the platform's cached mode query) and soon enough to stop reporting a cap the board no longer has.
 VERIFY_EVERY_TICKS = 5
+# The knobs the governor writes, in the order it writes them (nvpmodel rewrites the GPU limits).
+KNOB_POWER_MODE = "power_mode"
+KNOB_GPU_CAP = "gpu_cap"
+ON_EXTERNAL_CHANGE = ("refuse", "leave_alone")  # hardware.on_conflict: re-apply, or leave the knob alone
 
 
 class GovernorEvents(Protocol):
@@ -92,8 +98,12 @@ class Governor:
         events: Optional[GovernorEvents] = None,
         backoff_initial_s: float = 2.0,
         backoff_max_s: float = 60.0,
+        on_conflict: str = "refuse",
     ) -> None:
+        if on_conflict not in ON_EXTERNAL_CHANGE:
+            raise ConfigError(f"on_conflict must be one of {', '.join(ON_EXTERNAL_CHANGE)}, got {on_conflict!r}")
         self._platform = platform
+        self._on_conflict = on_conflict
         self._pipeline_view = pipeline_view
         self._set_batching = set_batching
         self._clock = clock
@@ -117,6 +127,9 @@ class Governor:
         self._ticks_since_check = 0
         self._external_changes = 0
         self._external_backoff_s = backoff_initial_s
+        # Knobs changed behind the governor's back under on_conflict: leave_alone → what was seen; never written
+        # again this run (only this thread changes it; status() copies it under the lock).
+        self._left_alone: Dict[str, str] = {}
 
     # -- thread-safe API -----------------------------------------------------------------------------------
     def set_policy(self, policy: Policy) -> None:
@@ -138,6 +151,7 @@ class Governor:
             policy, memory, applied = self._policy, self._memory, self._applied
             decision, error, failures = self._last_decision, self._last_error, self._failures
             reads, external = self._board_reads, self._external_changes
+            left_alone = dict(self._left_alone)
         mode = reads[0] if reads is not None else None
         cap_hz = reads[1] if reads is not None else None
         return {
@@ -150,6 +164,7 @@ class Governor:
             "gpu_cap_hz": cap_hz,
             "batch_size": applied.batch_size if applied else None,
             "external_changes": external,
+            "left_alone": left_alone,
             "last_reason": decision.reason if decision else None,
             "actuation_failures": failures,
             "last_error": error,
@@ -227,7 +242,8 @@ class Governor:
         return decision
 
     def _check_applied(self, now_s: float) -> None:
-        """Read the applied state back; on a difference report it and re-apply (with backoff)."""
+        """Read the applied state back; a knob found changed is reported, then re-applied (with backoff) or,
+        under on_conflict: leave_alone, left alone."""
         applied = self._applied
         assert applied is not None
         self._ticks_since_check = 0
@@ -240,22 +256,37 @@ class Governor:
             return
         with self._lock:
             self._board_reads = (mode, cap_hz)
-        changed = [knob for knob, same in (("power_mode", mode == applied.mode),
-                                           ("gpu_cap", cap_hz == applied.gpu_cap_hz)) if not same]
+        changed = [knob for knob, same in ((KNOB_POWER_MODE, mode == applied.mode),
+                                           (KNOB_GPU_CAP, cap_hz == applied.gpu_cap_hz))
+                   if not same and knob not in self._left_alone]
         if not changed:
             self._external_backoff_s = self._backoff_initial_s
+            self._applied = replace(applied, mode=mode, gpu_cap_hz=cap_hz)  # a left-alone knob's value as read
             return
         for knob in changed:
             self._events.external_change(knob, mode, cap_hz)
+        with self._lock:
+            self._external_changes += len(changed)
+        seen = f"applied mode {applied.mode}, GPU cap {applied.gpu_cap_hz / 1e6:.0f} MHz; it reads mode {mode}, " \
+               f"GPU cap {cap_hz / 1e6:.0f} MHz ({', '.join(changed)})"
+        if self._on_conflict == "leave_alone":
+            self._leave_alone(changed, seen)
+            self._applied = replace(applied, mode=mode, gpu_cap_hz=cap_hz)
+            return
         delay = self._external_backoff_s
         self._external_backoff_s = min(self._external_backoff_s * 2.0, self._backoff_max_s)
         with self._lock:
-            self._external_changes += len(changed)
             self._applied = None  # re-apply, after the backoff
         self._next_attempt_s = now_s + delay
-        log.warning("the board changed behind the governor: applied mode %s, GPU cap %.0f MHz; it reads mode %s, "
-                    "GPU cap %.0f MHz (%s); re-applying in %.0f s", applied.mode, applied.gpu_cap_hz / 1e6, mode,
-                    cap_hz / 1e6, ", ".join(changed), delay)
+        log.warning("the board changed behind the governor: %s; re-applying in %.0f s (hardware.on_conflict: "
+                    "refuse)", seen, delay)
+
+    def _leave_alone(self, knobs: List[str], seen: str) -> None:
+        with self._lock:
+            for knob in knobs:
+                self._left_alone[knob] = f"changed behind the governor: {seen}"
+        log.warning("the board changed behind the governor: %s; leaving %s alone from now on (hardware.on_conflict: "
+                    "leave_alone)", seen, " and ".join(knobs))
 
     def _converge(self, policy: Policy, index: int, now_s: float) -> None:
         if self._applied is not None and self._applied.index == index:
@@ -284,25 +315,39 @@ class Governor:
         self._events.applied(state, index, applied.mode, applied.gpu_cap_hz, applied.batch_size)
 
     def _apply(self, index: int, state: LadderState) -> Applied:
-        """Mode first (nvpmodel rewrites the GPU limits), then the GPU cap, then the batch size."""
-        previous = self._applied
-        mode_name = previous.mode if previous is not None else self._platform.current_mode().name
-        if mode_name != state.mode:
-            try:
-                mode_name = self._platform.set_mode(state.mode).name
-            except ActuationError:
-                self._events.actuation("power_mode", "error")
-                raise
-            self._events.actuation("power_mode", "ok")
-        try:
-            cap_hz = self._platform.set_gpu_cap_hz(state.gpu_cap_hz)
-        except ActuationError:
-            self._events.actuation("gpu_cap", "error")
-            raise
-        self._events.actuation("gpu_cap", "ok")
+        """Mode first (nvpmodel rewrites the GPU limits), then the GPU cap, then the batch size; a knob left
+        alone is read, not written."""
+        mode_name = self._apply_mode(state)
+        cap_hz = self._apply_gpu_cap(state)
         batch = self._set_batching(state.batch_size, state.batch_wait_s)
         self._events.actuation("batch_size", "ok")
         return Applied(index=index, mode=mode_name, gpu_cap_hz=cap_hz, batch_size=batch)
+
+    def _apply_mode(self, state: LadderState) -> str:
+        if KNOB_POWER_MODE in self._left_alone:
+            return self._platform.current_mode().name
+        previous = self._applied
+        mode_name = previous.mode if previous is not None else self._platform.current_mode().name
+        if mode_name == state.mode:
+            return mode_name
+        try:
+            mode_name = self._platform.set_mode(state.mode).name
+        except ActuationError:
+            self._events.actuation(KNOB_POWER_MODE, "error")
+            raise
+        self._events.actuation(KNOB_POWER_MODE, "ok")
+        return mode_name
+
+    def _apply_gpu_cap(self, state: LadderState) -> int:
+        if KNOB_GPU_CAP in self._left_alone:
+            return self._platform.gpu_freq_state().max_hz
+        try:
+            cap_hz = self._platform.set_gpu_cap_hz(state.gpu_cap_hz)
+        except ActuationError:
+            self._events.actuation(KNOB_GPU_CAP, "error")
+            raise
+        self._events.actuation(KNOB_GPU_CAP, "ok")
+        return cap_hz
 
 
 def carry_memory(old: Policy, memory: Memory, new: Policy) -> Memory:

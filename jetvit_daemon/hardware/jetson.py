@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from jetvit_daemon.clock import Clock, SystemClock
-from jetvit_daemon.errors import ActuationError, ConfigError, JetvitError, RebootRequiredError
+from jetvit_daemon.errors import ActuationError, ConfigError, JetvitError
 from jetvit_daemon.hardware.base import GpuFreqState, Platform, PowerMode, TelemetrySample, TelemetrySource
 from jetvit_daemon.hardware.baseline import Baseline, BaselineJournal, SwitchRecord
 from jetvit_daemon.hardware.commands import ChildProcess, CommandRunner
 from jetvit_daemon.hardware.devfreq import GpuDevfreq, find_gpu_devfreq
-from jetvit_daemon.hardware.nvpmodel import Nvpmodel, reboot_reason
+from jetvit_daemon.hardware.nvpmodel import Nvpmodel, switch_needed
 from jetvit_daemon.hardware.probe import (
     KNOB_GPU_FREQ,
     KNOB_POWER_MODE,
@@ -455,11 +455,8 @@ class JetsonPlatform(Platform):
         self._check_knob(KNOB_POWER_MODE)
         target = self._nvpmodel.target(name).power_mode
         current = self._refresh_mode()
-        if current.id == target.id:
+        if not switch_needed(current, target):
             return current
-        reason = reboot_reason(current, target)
-        if reason is not None:
-            raise RebootRequiredError(reason)
         self._ensure_baseline()
         try:
             now = self._journalled_switch(target, current)
@@ -489,7 +486,7 @@ class JetsonPlatform(Platform):
             self._journal.update(dataclasses.replace(baseline, switch=with_pid))
 
         try:
-            return self._nvpmodel.set_mode(target.name, current=current, on_start=started)
+            return self._nvpmodel.switch(target, on_start=started)
         finally:
             # The runner returns only once the child has ended: nothing of this switch can land any more.
             self._journal.update(dataclasses.replace(baseline, switch=None))

@@ -121,6 +121,15 @@ class NvpmodelConf:
                 return m
         return None
 
+    def target(self, name: str) -> ConfMode:
+        """The mode a switch to `name` goes to; ActuationError listing the valid names otherwise. With
+        `switch_needed`, the one home of a switch's checks (the platform, nvpmodel and the offline simulator)."""
+        mode = self.mode_by_name(name)
+        if mode is None:
+            known = ", ".join(m.name for m in self.modes)
+            raise ActuationError(f"no power mode named {name!r} in {self.source}; modes: {known}")
+        return mode
+
     def param_path(self, param: str, arg: str) -> Optional[str]:
         p = self.params.get(param)
         return p.args.get(arg) if p is not None else None
@@ -154,6 +163,17 @@ def reboot_reason(current: PowerMode, target: PowerMode) -> Optional[str]:
     if not diffs:
         return None
     return "{} → {} needs a reboot: {}".format(current.name, target.name, ", ".join(diffs))
+
+
+def switch_needed(current: PowerMode, target: PowerMode, force: bool = False) -> bool:
+    """Whether `current` → `target` takes an `nvpmodel -m` (False: the board is in it already, unless
+    `force`); RebootRequiredError when it cannot be done live (see `reboot_reason`)."""
+    if current.id == target.id and not force:
+        return False
+    reason = reboot_reason(current, target)
+    if reason is not None:
+        raise RebootRequiredError(reason)
+    return True
 
 
 def _mask_text(mask: Optional[int]) -> str:
@@ -471,12 +491,7 @@ class Nvpmodel:
 
     def target(self, name: str) -> ConfMode:
         """The conf mode called `name`; ActuationError listing the valid names otherwise."""
-        conf = self.conf()
-        mode = conf.mode_by_name(name)
-        if mode is None:
-            known = ", ".join(m.name for m in conf.modes)
-            raise ActuationError(f"no power mode named {name!r} in {conf.source}; modes: {known}")
-        return mode
+        return self.conf().target(name)
 
     @staticmethod
     def switch_argv(mode_id: int) -> List[str]:
@@ -495,11 +510,12 @@ class Nvpmodel:
         target = self.target(name).power_mode
         if current is None:
             current = self.query()
-        if current.id == target.id and not force:
+        if not switch_needed(current, target, force):
             return current
-        reason = reboot_reason(current, target)
-        if reason is not None:
-            raise RebootRequiredError(reason)
+        return self.switch(target, on_start)
+
+    def switch(self, target: PowerMode, on_start: Optional[Callable[[ChildProcess], None]] = None) -> PowerMode:
+        """`nvpmodel -m` to `target` (checked by the caller: `switch_needed`), verified with `nvpmodel -q`."""
         self._run(self.switch_argv(target.id)[1:], on_start=on_start)
         now = self.query()
         if now.id != target.id:

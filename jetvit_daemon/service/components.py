@@ -166,7 +166,8 @@ def build(
     pipeline = build_pipeline(config, clock, executor, sources, sinks, policy, metrics, report)
     metrics.registry.register(SourcesCollector(pipeline.source_statuses))
     board.busy.source = pipeline.busy_fraction  # the simulated GPU's load follows real inference
-    governor = Governor(platform, policy, _pipeline_view(pipeline), pipeline.set_batching, clock, events=metrics)
+    governor = Governor(platform, policy, _pipeline_view(pipeline), pipeline.set_batching, clock, events=metrics,
+                        on_conflict=config.hardware.on_conflict)
     late.pipeline, late.governor, late.platform = pipeline, governor, platform
     board_meter = build_board_meter(config, board, clock, platform, pipeline, governor, metrics)
     routes = results_routes(config.sinks, [s for s in sinks if isinstance(s, QueuedSink)], pipeline.last_frame,

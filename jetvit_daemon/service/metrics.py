@@ -164,7 +164,8 @@ class Metrics:
                                       registry=r)
         self.external_changes = Counter("jetvit_governor_external_changes",
                                         "Applied power mode or GPU cap found changed on the board by someone "
-                                        "else (then re-applied), by knob", ["knob"], registry=r)
+                                        "else (then re-applied, or left alone: hardware.on_conflict), by knob",
+                                        ["knob"], registry=r)
         for knob in ("power_mode", "gpu_cap"):
             self.external_changes.labels(knob=knob)  # exists at 0 from the start
         self.reload_results = ("ok", "error")

@@ -25,13 +25,13 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from jetvit_daemon.clock import ManualClock
-from jetvit_daemon.errors import ActuationError, ConfigError, RebootRequiredError
+from jetvit_daemon.errors import ConfigError
 from jetvit_daemon.governor.decide import PipelineView
 from jetvit_daemon.governor.loop import Governor
 from jetvit_daemon.governor.policy import Policy
 from jetvit_daemon.governor.policy_check import BoardFacts, load_checked
 from jetvit_daemon.hardware.base import GpuFreqState, Platform, PowerMode, TelemetrySample
-from jetvit_daemon.hardware.nvpmodel import ConfMode, NvpmodelConf, reboot_reason
+from jetvit_daemon.hardware.nvpmodel import ConfMode, NvpmodelConf, reboot_reason, switch_needed
 from jetvit_daemon.hardware.sensors import thermal_name
 from jetvit_daemon.hardware.telemetry_thread import STALE_INTERVALS
 from jetvit_daemon.pipeline.pipeline import RECENT_S
@@ -95,15 +95,9 @@ class OfflinePlatform(Platform):
         return self._mode.power_mode
 
     def set_mode(self, name: str) -> PowerMode:
-        target = self.conf.mode_by_name(name)
-        if target is None:
-            raise ActuationError(f"no power mode {name!r} in this board's conf "
-                                 f"(have: {', '.join(m.name for m in self.conf.modes)})")
-        if target.id == self._mode.id:
+        target = self.conf.target(name)
+        if not switch_needed(self._mode.power_mode, target.power_mode):
             return target.power_mode
-        reason = reboot_reason(self._mode.power_mode, target.power_mode)
-        if reason is not None:
-            raise RebootRequiredError(reason)
         self.physics.apply_mode(self.conf, target)
         self._mode = target
         self.mode_switches += 1

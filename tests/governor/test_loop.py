@@ -205,6 +205,43 @@ def test_a_mode_changed_behind_the_governor_is_reported_and_reapplied():
     assert platform.mode.name == "15W" and gov.status()["mode"] == "15W"
 
 
+def test_leave_alone_reports_a_changed_knob_once_and_never_writes_it_again():
+    """hardware.on_conflict: leave_alone (issue 14): a cap changed behind the governor is counted, then read
+    rather than written, even when the state is re-applied (a reload); the power mode is still governed."""
+    from jetvit_daemon.governor.loop import VERIFY_EVERY_TICKS
+
+    clock = ManualClock()
+    platform = ScriptedPlatform(clock)
+    events = Events()
+    low = POLICY.model_copy(update={"start_state": "low"})
+    gov = Governor(platform, low, lambda: CALM, lambda n, wait: n, clock, events=events, on_conflict="leave_alone")
+    gov.tick()
+    platform.cap_hz = 612_000_000  # someone else's cap
+    for _ in range(VERIFY_EVERY_TICKS * 4):
+        clock.advance(1.0)
+        gov.tick()
+    assert events.external == ["gpu_cap: 15W 612000000"]
+    assert platform.calls.count("cap 408000000") == 1 and platform.cap_hz == 612_000_000
+    status = gov.status()
+    assert list(status["left_alone"]) == ["gpu_cap"] and status["gpu_cap_hz"] == 612_000_000
+    assert status["external_changes"] == 1 and status["actuation_failures"] == 0
+    platform.mode = MODES[1]  # the policy's mode is still the governor's: set back on the next re-apply
+    gov.set_policy(low.model_copy(update={"interval_s": 1.5}))
+    platform.calls.clear()
+    gov.tick()
+    assert platform.calls == ["query", "mode 15W"] and gov.status()["mode"] == "15W"  # no cap written
+
+
+def test_an_unknown_on_conflict_is_refused():
+    import pytest
+
+    from jetvit_daemon.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="on_conflict must be one of refuse, leave_alone, got 'ignore'"):
+        Governor(ScriptedPlatform(ManualClock()), POLICY, lambda: CALM, lambda n, w: n, ManualClock(),
+                 on_conflict="ignore")
+
+
 def test_an_unchanged_board_is_only_read_back_every_few_ticks():
     from jetvit_daemon.governor.loop import VERIFY_EVERY_TICKS
 
