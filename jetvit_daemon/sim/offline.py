@@ -417,11 +417,17 @@ class _Windows:
             self.latencies.popleft()
 
     def arrived_since(self, t_s: float) -> int:
+        return self._since(t_s, 1)
+
+    def processed_since(self, t_s: float) -> int:
+        return self._since(t_s, 2)
+
+    def _since(self, t_s: float, field: int) -> int:
         n = 0
         for step in reversed(self.steps):
             if step[0] <= t_s:
                 break
-            n += step[1]
+            n += int(step[field])
         return n
 
     def p95_s(self) -> Optional[float]:
@@ -515,11 +521,14 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
 
     def view() -> PipelineView:
         span = min(windows.window_s, max(clock.monotonic(), dt_s))
-        recent = windows.arrived_since(clock.monotonic() - RECENT_S) / min(RECENT_S, span)
+        recent_s = min(RECENT_S, span)
+        since = clock.monotonic() - RECENT_S
         return PipelineView(arrival_fps=windows.arrived / span, processed_fps=windows.processed / span,
                             dropped_fps=windows.dropped / span, queue_depth=len(queue),
-                            latency_p95_s=windows.p95_s(), batch_size=batch[0], arrival_recent_fps=recent,
-                            busy_fraction=windows.busy_s / span, window_s=windows.window_s)
+                            latency_p95_s=windows.p95_s(), batch_size=batch[0],
+                            arrival_recent_fps=windows.arrived_since(since) / recent_s,
+                            busy_fraction=windows.busy_s / span, window_s=windows.window_s,
+                            processed_recent_fps=windows.processed_since(since) / recent_s, recent_s=recent_s)
 
     budget_w = budget.at(0.0) if budget is not None else None
     controller, slo_s = make_controller(controller_spec, clock, view, conf, physics, boot, budget_w)
