@@ -58,20 +58,29 @@ class Case:
     shipped: bool = False  # one of the four built-in scenarios, with its recorded goals
 
 
-# The evaluation suite: issue 14's list of loads across four boards. The scenario files say what each is.
+# The evaluation suite: issue 14's list of loads across four boards; each scenario file says what it models.
 SUITE: Tuple[Case, ...] = (
     Case("steady", "orin-nano-super", shipped=True),
     Case("bursty", "orin-nano-super", shipped=True),
     Case("hot", "orin-nano-super", shipped=True),
     Case("budget", "orin-nano-super", shipped=True),
-    Case("super-near-capacity", "orin-nano-super"),
-    Case("super-trickle-5fps", "orin-nano-super"),
-    Case("super-many-cameras", "orin-nano-super"),
-    Case("super-budget-bursty", "orin-nano-super"),
-    Case("nx-fanless", "orin-nx-16gb"),
-    Case("agx-steady-high", "agx-orin-64gb", boot_mode="MAXN"),
+    Case("super-spikes", "orin-nano-super"),  # short high-rate spikes every few minutes
+    Case("super-idle-full", "orin-nano-super"),  # idle ↔ full steps
+    Case("super-near-capacity", "orin-nano-super"),  # steady just under the top states' capacity
+    Case("super-many-cameras", "orin-nano-super"),  # many cameras coming and going
+    Case("super-hot-afternoon", "orin-nano-super"),  # a hot afternoon, rising ambient
+    Case("super-budget-bursty", "orin-nano-super"),  # a power budget with bursty load
+    Case("super-trickle-5fps", "orin-nano-super"),  # a trickle of 5 FPS
+    Case("super-budget-3841", "orin-nano-super"),  # regression: hypothesis seed 3841, 15 W budget
+    Case("nx-daily-drift", "orin-nx-16gb"),  # slow daily drift, compressed
+    Case("nx-fanless", "orin-nx-16gb"),  # fanless
+    Case("agx-near-capacity", "agx-orin-64gb", boot_mode="MAXN"),  # steady near capacity, high-performance group
+    Case("agx-many-cameras", "agx-orin-64gb", boot_mode="MAXN"),  # many cameras coming and going
+    Case("nano-trickle-5fps", "nano"),  # a trickle of 5 FPS, ViT-Tiny/16
+    Case("nano-spikes", "nano"),  # short spikes, ViT-Tiny/16
 )
-QUICK = ("bursty", "hot", "super-near-capacity", "super-trickle-5fps", "nx-fanless", "agx-steady-high")
+QUICK = ("bursty", "hot", "super-spikes", "super-idle-full", "super-near-capacity", "super-hot-afternoon",
+         "nx-fanless", "agx-near-capacity", "nano-spikes")
 
 
 def scenario_path(name: str) -> Path:
@@ -160,7 +169,8 @@ def baseline(case: Case, scenario: Scenario, text: str, spec: str, seed: int, sl
         done: Future[Dict[str, Any]] = Future()
         done.set_result(hit)
         return done
-    fut = pool.submit(oracle.simulate_summary, case.board, spec, scenario, seed, slo_ms, duration_s)
+    fut = pool.submit(oracle.simulate_summary, case.board, spec, scenario, seed, slo_ms, duration_s,
+                      case.boot_mode)
     fut.add_done_callback(lambda f: cache.put(key, f.result()) if f.exception() is None else None)
     return fut
 
@@ -227,7 +237,7 @@ def run_case(case: Case, seeds: Sequence[int], overrides: Dict[Optional[str], Pa
         if policy is not None:
             # The policy is what is being tuned: never cached.
             futures["policy"] = pool.submit(oracle.simulate_summary, case.board, str(policy), scenario, seed,
-                                            slo_ms, duration_s)
+                                            slo_ms, duration_s, case.boot_mode)
         facts = oracle_facts(case, scenario, text, seed, slo_ms, pool, cache, duration_s)
         r = {k: f.result() for k, f in futures.items()}
         o, nt = facts["summary"], facts["best_non_throttling"]
