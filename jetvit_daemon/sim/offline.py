@@ -20,7 +20,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from jetvit_daemon.governor.policy import Policy
 from jetvit_daemon.governor.policy_check import BoardFacts, load_checked
 from jetvit_daemon.hardware.base import GpuFreqState, Platform, PowerMode, TelemetrySample
 from jetvit_daemon.hardware.nvpmodel import ConfMode, NvpmodelConf, reboot_reason
-from jetvit_daemon.hardware.sensors import thermal_name
+from jetvit_daemon.hardware.sensors import thermal_name, throttle_trips_c
 from jetvit_daemon.hardware.telemetry_thread import STALE_INTERVALS
 from jetvit_daemon.pipeline.pipeline import RECENT_S
 from jetvit_daemon.sim.board import BoardPhysics
@@ -90,6 +90,11 @@ class OfflinePlatform(Platform):
 
     def power_modes(self) -> Sequence[PowerMode]:
         return self.conf.power_modes
+
+    def throttle_trips_c(self) -> Mapping[str, float]:
+        """The profile's zone trips, the very ones the live board writes to its sysfs tree (sim/live.py)."""
+        return throttle_trips_c((thermal_name(z.type), [(t.type, t.temp_c) for t in z.trips])
+                                for z in self.physics.profile.thermal_zones)
 
     def current_mode(self) -> PowerMode:
         return self._mode.power_mode
