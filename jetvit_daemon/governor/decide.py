@@ -17,7 +17,9 @@ Rules, most urgent first:
 
 What the governor learns per state (carried in `Memory.learned`): its capacity in frames/s (processed rate over
 the share of time inference was busy, measured only while saturated, once the state has held for a stats
-window) and the board power in it. A lower state never seen saturated is explored one rung at a time, slowly.
+window) and the board power in it. A lower state never seen saturated is explored one rung at a time, slowly;
+one seen falling behind itself is marked "fell short" at that demand and not probed again at it for
+`FELL_SHORT_TTL_S`.
 """
 
 from dataclasses import dataclass, replace
@@ -31,6 +33,10 @@ from jetvit_daemon.hardware.base import TelemetrySample
 LEARN_WEIGHT = 0.2
 # A state's power is learned once it has held this long: the board's rails settle within a second or two.
 POWER_SETTLE_S = 3.0
+# A "fell short" mark is trusted this long, then the state may be probed again: loads drift (cameras come and
+# go, a scene gets busier), and a failed probe costs a few seconds of backlog, so one retry per five minutes is
+# cheap next to staying a rung too high for the rest of the day.
+FELL_SHORT_TTL_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -82,9 +88,10 @@ class Observation:
 class Learned:
     capacity_fps: Optional[float] = None
     power_w: Optional[float] = None
-    # The demand at which this state, not yet measured, was found short (the SLO at risk in it): a probe that
-    # failed is not repeated until demand is clearly lower.
+    # The demand at which this state, not yet measured, was seen falling behind (a backlog growing while it was
+    # the applied state): a probe that failed is not repeated until demand is clearly lower, or the mark expires.
     insufficient_fps: Optional[float] = None
+    insufficient_s: Optional[float] = None  # when it was marked (None: no expiry known)
 
 
 @dataclass(frozen=True)
@@ -245,8 +252,8 @@ def _step_up_target(policy: Policy, memory: Memory, demand_fps: float,
         if not _within_budget(policy, memory.learned[j], 0.98):
             break
         target = j
-        # A state that fell short is not skipped here: its mark never expires, and skipping it measured worse
-        # in simulation (bursty: 22-24% less energy than MAXN_SUPER against 27-28%) than one more step up.
+        # A state that fell short is not skipped here: skipping it measured worse in simulation (bursty: 22-24%
+        # less energy than MAXN_SUPER against 27-28%, when marks never expired) than one more step up.
         cap = capacity_of(memory, j, state_freqs_hz)
         if cap is None or cap >= need:
             break
@@ -395,11 +402,19 @@ def rule_slo(t: Tick, memory: Memory) -> _Outcome:
         return _hold(memory, f"{risk}; the next state is measured over the {budget} W budget")
     if now - since < policy.dwell.up_after_s:
         return _hold(memory, risk)
-    if learned[index].capacity_fps is None:
+    if learned[index].capacity_fps is None and fell_behind_here(t):
         marked = list(learned)
-        marked[index] = replace(learned[index], insufficient_fps=p.demand_fps)
+        marked[index] = replace(learned[index], insufficient_fps=p.demand_fps, insufficient_s=now)
         memory = replace(memory, learned=tuple(marked))
     return _move(policy, memory, target, "slo", risk, now)
+
+
+def fell_behind_here(t: Tick) -> bool:
+    """The current state itself is falling behind: applied, held long enough that the recent rates are its own,
+    and a backlog growing now (processed < arrived). Only such a state is marked "fell short"; one the governor
+    passes through on its way up, or leaves for latency alone, is not."""
+    p = t.obs.pipeline
+    return t.obs.state_applied and t.in_state_s >= p.recent_s and p.backlog and p.falling_behind()
 
 
 def rule_headroom(t: Tick, memory: Memory) -> _Outcome:
@@ -450,7 +465,8 @@ def _step_down_veto(t: Tick, memory: Memory, need: float) -> Optional[str]:
         return (f"{policy.ladder[lower].name} {how} {estimate:.0f} frames/s < {need:.0f} needed "
                 f"(demand {p.demand_fps:.0f} × {margin:.2f})")
     failed_at = learned.insufficient_fps
-    if learned.capacity_fps is None and failed_at is not None and need > failed_at:
+    expired = learned.insufficient_s is not None and t.obs.now_s - learned.insufficient_s >= FELL_SHORT_TTL_S
+    if learned.capacity_fps is None and failed_at is not None and not expired and need > failed_at:
         return (f"{policy.ladder[lower].name} fell short at {failed_at:.0f} frames/s; demand {p.demand_fps:.0f} × "
                 f"{margin:.2f} is not clearly lower")
     return None

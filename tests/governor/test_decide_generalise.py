@@ -114,3 +114,64 @@ def test_late_frames_that_are_the_states_own_still_step_up():
 def test_what_the_slo_rule_judges_after_a_move(name, memory, pipeline, expected):
     d = decide(POLICY, obs(NOW, pipeline), memory, FREQS)
     assert f"{d.rule} {d.index}" == expected, (name, d.reason)
+
+
+# -- 2. "fell short" marks: only on a state that itself fell behind, and they expire ------------------------
+
+BEHIND = view(latency_ms=300, queue=30, recent_out=45)  # a backlog growing now: 60 in, 45 out per s
+
+
+def marks(d: Decision) -> list:
+    return [(lr.insufficient_fps, lr.insufficient_s) for lr in d.memory.learned]
+
+
+def test_regression_a_state_passed_through_on_the_way_up_was_marked_short():
+    # Issue 14, mechanism 2. s1 keeps up with demand (nothing waiting), its window's p95 is over target: the
+    # SLO rule steps up, and before the fix marked s1 "fell short at 60 frames/s", so headroom never tried it
+    # again at that demand although it had processed all 60 frames/s.
+    d = decide(POLICY, obs(NOW, LATE), mem(1, entered=NOW - 30, up_since_s=NOW - 5), FREQS)
+    assert (d.rule, d.index) == ("slo", 2)
+    assert marks(d) == [(None, None)] * 4
+
+
+@pytest.mark.parametrize(
+    "name, memory, pipeline, applied, mark",
+    [
+        ("fell behind itself: marked at the demand, with the time", mem(1, entered=NOW - 30, up_since_s=NOW - 5),
+         BEHIND, True, (60.0, NOW)),
+        ("measured: its capacity says it, no mark", mem(1, entered=NOW - 30, caps=[None, 50.0], up_since_s=NOW - 5),
+         BEHIND, True, (None, None)),
+        ("a backlog, but draining", mem(1, entered=NOW - 30, up_since_s=NOW - 5),
+         view(latency_ms=300, queue=30, recent_out=70), True, (None, None)),
+        ("falling behind, but not applied yet", mem(1, entered=NOW - 30, up_since_s=NOW - 5), BEHIND, False,
+         (None, None)),
+    ],
+)
+def test_only_a_state_that_fell_behind_is_marked(name, memory, pipeline, applied, mark):
+    o = obs(NOW, pipeline)
+    o = Observation(now_s=o.now_s, telemetry=o.telemetry, telemetry_fresh=True, pipeline=pipeline,
+                    board_power_avg_w=8.0, state_applied=applied)
+    d = decide(POLICY, o, memory, FREQS)
+    assert (d.rule, d.index) == ("slo", 2), (name, d.reason)
+    assert marks(d)[1] == mark, name
+    assert [m for i, m in enumerate(marks(d)) if i != 1] == [(None, None)] * 3, name
+
+
+IDLE = view(40, latency_ms=50)  # headroom; 40 × 1.25 = 50 needed below
+
+
+@pytest.mark.parametrize(
+    "name, marked_s, rule",
+    [
+        ("a fresh mark holds the probe back", NOW - 10, "hold"),
+        ("just under five minutes old: still", NOW - 299, "hold"),
+        ("five minutes old: expired, probed again", NOW - 300, "headroom"),
+        ("no time known: kept", None, "hold"),
+    ],
+)
+def test_a_fell_short_mark_expires(name, marked_s, rule):
+    lower = Learned(insufficient_fps=40.0, insufficient_s=marked_s)
+    memory = Memory(index=3, entered_s=0.0, down_since_s=0.0, learned=(Learned(), Learned(), lower, Learned()))
+    d = decide(POLICY, obs(NOW, IDLE), memory, FREQS)
+    assert d.rule == rule, (name, d.reason)
+    assert d.index == (2 if rule == "headroom" else 3)
