@@ -12,13 +12,18 @@ Rules, most urgent first:
                                     per TREND_S; no step up over it
   board power over the budget     → step down to a state measured within the budget
   SLO at risk for `up_after_s`    → step up, within the thermal ceiling and the budget: straight to the lowest state
-                                    whose measured capacity covers demand × (1 + margin)
+                                    whose measured capacity covers demand × (1 + margin). Judged only on
+                                    figures of the current state: the window's latency, drops and processed
+                                    rate a window after the move (or after the backlog it inherited cleared),
+                                    the recent rates (a backlog growing now) once they are its own
   headroom for `down_after_s`     → step down, only if the lower state's measured capacity still covers
                                     demand × (1 + margin) (after `min_state_s` in the state)
 
 What the governor learns per state (carried in `Memory.learned`): its capacity in frames/s (processed rate over
 the share of time inference was busy, measured only while saturated, once the state has held for a stats
-window) and the board power in it. A lower state never seen saturated is explored one rung at a time, slowly.
+window) and the board power in it. A lower state never seen saturated is explored one rung at a time, slowly;
+one seen falling behind itself is marked "fell short" at that demand and not probed again at it for
+`FELL_SHORT_TTL_S`.
 """
 
 from dataclasses import dataclass, field, replace
@@ -42,6 +47,10 @@ TREND_S = 20.0
 # for the estimate's bias, not so much that it winds up past a state the board cannot hold (then the
 # temperature overshoots for as long as it takes to unwind).
 INTEGRAL_BOUND_C = 3.0
+# A "fell short" mark is trusted this long, then the state may be probed again: loads drift (cameras come and
+# go, a scene gets busier), and a failed probe costs a few seconds of backlog, so one retry per five minutes is
+# cheap next to staying a rung too high for the rest of the day.
+FELL_SHORT_TTL_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -54,14 +63,29 @@ class PipelineView:
     queue_depth: int
     latency_p95_s: Optional[float]
     batch_size: int
-    arrival_recent_fps: Optional[float] = None  # over the last couple of seconds
+    arrival_recent_fps: Optional[float] = None  # over the last `recent_s`
     busy_fraction: Optional[float] = None  # share of the window the inference stage was busy
     window_s: float = 10.0  # the window of the rates and percentiles above
+    processed_recent_fps: Optional[float] = None  # over the last `recent_s`
+    recent_s: float = 2.0  # the window of the recent rates (the pipeline's RECENT_S)
 
     @property
     def demand_fps(self) -> float:
         recent = self.arrival_recent_fps if self.arrival_recent_fps is not None else 0.0
         return max(self.arrival_fps, recent)
+
+    @property
+    def backlog(self) -> bool:
+        """More than two batches waiting now."""
+        return self.queue_depth > 2 * max(1, self.batch_size)
+
+    def falling_behind(self) -> bool:
+        """Fewer frames processed than arrived: over the last `recent_s` where known (a backlog that drains is
+        no risk), else over the window against demand."""
+        if self.processed_recent_fps is None:
+            return self.processed_fps < self.demand_fps
+        arrived = self.arrival_recent_fps if self.arrival_recent_fps is not None else self.arrival_fps
+        return self.processed_recent_fps < arrived
 
 
 @dataclass(frozen=True)
@@ -81,9 +105,10 @@ class Observation:
 class Learned:
     capacity_fps: Optional[float] = None
     power_w: Optional[float] = None
-    # The demand at which this state, not yet measured, was found short (the SLO at risk in it): a probe that
-    # failed is not repeated until demand is clearly lower.
+    # The demand at which this state, not yet measured, was seen falling behind (a backlog growing while it was
+    # the applied state): a probe that failed is not repeated until demand is clearly lower, or the mark expires.
     insufficient_fps: Optional[float] = None
+    insufficient_s: Optional[float] = None  # when it was marked (None: no expiry known)
 
 
 @dataclass(frozen=True)
@@ -111,6 +136,10 @@ class Memory:
     down_since_s: Optional[float] = None
     stale_since_s: Optional[float] = None
     learned: Tuple[Learned, ...] = ()
+    # The state was entered with a backlog that has not cleared yet: the window's late frames are not its own.
+    inherited_backlog: bool = False
+    # When the inherited backlog cleared (None: there was none, the window is the state's from `entered_s`).
+    own_window_from_s: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +162,8 @@ RULES = ("stale", "critical", "hot", "budget", "slo", "headroom")
 
 
 def _move(policy: Policy, memory: Memory, index: int, rule: str, reason: str, now_s: float) -> Decision:
-    new = replace(memory, index=index, entered_s=now_s, up_since_s=None, down_since_s=None)
+    new = replace(memory, index=index, entered_s=now_s, up_since_s=None, down_since_s=None, inherited_backlog=False,
+                  own_window_from_s=None)
     verb = "step up" if index > memory.index else "step down"
     text = f"{verb} {policy.ladder[memory.index].name} → {policy.ladder[index].name}: {reason}"
     return Decision(index=index, rule=rule, reason=text, memory=new)
@@ -167,16 +197,38 @@ def learn(policy: Policy, obs: Observation, memory: Memory) -> Memory:
     return replace(memory, learned=tuple(learned))
 
 
-def slo_at_risk(policy: Policy, p: PipelineView, capacity_fps: Optional[float] = None) -> Optional[str]:
-    """Why the service-level objective is at risk, or None."""
+def note_backlog_cleared(obs: Observation, memory: Memory) -> Memory:
+    """The backlog the state was entered with has cleared: its window becomes its own a window from now."""
+    if memory.inherited_backlog and not obs.pipeline.backlog:
+        return replace(memory, inherited_backlog=False, own_window_from_s=obs.now_s)
+    return memory
+
+
+def window_is_own(obs: Observation, memory: Memory) -> bool:
+    """The window's latency p95, drops and processed rate describe the current state alone: a whole window has
+    passed since it was entered, or since the backlog it inherited cleared (until then the window holds the
+    previous state's late frames, and the frames that waited through its backlog)."""
+    if memory.inherited_backlog:
+        return False
+    start = memory.own_window_from_s if memory.own_window_from_s is not None else memory.entered_s
+    return obs.now_s - start >= obs.pipeline.window_s
+
+
+def slo_at_risk(policy: Policy, p: PipelineView, capacity_fps: Optional[float] = None, window_own: bool = True,
+                recent_own: bool = True) -> Optional[str]:
+    """Why the service-level objective is at risk, or None. `window_own`: the window's figures (latency p95,
+    drops, processed rate) are the current state's; `recent_own`: so are the recent rates. Figures that still
+    describe the previous state are not judged."""
     target_ms = policy.slo.latency_p95_ms
-    if target_ms is not None and p.latency_p95_s is not None and p.latency_p95_s * 1000.0 > target_ms:
+    if (window_own and target_ms is not None and p.latency_p95_s is not None
+            and p.latency_p95_s * 1000.0 > target_ms):
         return f"latency p95 {p.latency_p95_s * 1000.0:.0f} ms > target {target_ms:.0f} ms"
-    if p.dropped_fps > 0:
+    if window_own and p.dropped_fps > 0:
         return f"dropping {p.dropped_fps:.1f} frames/s"
-    if p.queue_depth > 2 * max(1, p.batch_size) and p.processed_fps < p.demand_fps:
-        return f"backlog of {p.queue_depth} frames growing ({p.demand_fps:.1f} in, {p.processed_fps:.1f} out per s)"
-    if policy.slo.min_fps is not None and p.arrival_fps >= policy.slo.min_fps > p.processed_fps:
+    if recent_own and p.backlog and p.falling_behind():
+        out = p.processed_recent_fps if p.processed_recent_fps is not None else p.processed_fps
+        return f"backlog of {p.queue_depth} frames growing ({p.demand_fps:.1f} in, {out:.1f} out per s)"
+    if window_own and policy.slo.min_fps is not None and p.arrival_fps >= policy.slo.min_fps > p.processed_fps:
         return f"processing {p.processed_fps:.1f} frames/s < minimum {policy.slo.min_fps:.1f}"
     near = policy.capacity.near_ratio
     if capacity_fps is not None and p.demand_fps >= near * capacity_fps:
@@ -231,8 +283,8 @@ def _step_up_target(policy: Policy, memory: Memory, demand_fps: float,
         if not _within_budget(policy, memory.learned[j], 0.98):
             break
         target = j
-        # A state that fell short is not skipped here: its mark never expires, and skipping it measured worse
-        # in simulation (bursty: 22-24% less energy than MAXN_SUPER against 27-28%) than one more step up.
+        # A state that fell short is not skipped here: skipping it measured worse in simulation (bursty: 22-24%
+        # less energy than MAXN_SUPER against 27-28%, when marks never expired) than one more step up.
         cap = capacity_of(memory, j, state_freqs_hz)
         if cap is None or cap >= need:
             break
@@ -286,11 +338,13 @@ def decide(policy: Policy, obs: Observation, memory: Memory,
     index = min(memory.index, len(policy.ladder) - 1)  # a reloaded policy may have fewer states
     if index != memory.index:
         memory = replace(memory, index=index)
-    memory = learn(policy, obs, memory)
+    memory = note_backlog_cleared(obs, learn(policy, obs, memory))
     tick = make_tick(policy, obs, memory, state_freqs_hz)
     for rule in RULE_ORDER:
         outcome = rule(tick, memory)
         if isinstance(outcome, Decision):
+            if outcome.index != memory.index and obs.pipeline.backlog:
+                outcome = replace(outcome, memory=replace(outcome.memory, inherited_backlog=True))
             return outcome
         memory = outcome
     return _hold(replace(memory, up_since_s=None, down_since_s=None), "within targets")
@@ -456,7 +510,8 @@ def rule_slo(t: Tick, memory: Memory) -> _Outcome:
     whose capacity covers demand × (1 + margin)."""
     policy, obs, index, now = t.policy, t.obs, t.index, t.obs.now_s
     p, learned = obs.pipeline, memory.learned
-    risk = slo_at_risk(policy, p, learned[index].capacity_fps)
+    risk = slo_at_risk(policy, p, learned[index].capacity_fps, window_own=window_is_own(obs, memory),
+                       recent_own=t.in_state_s >= p.recent_s)
     if risk is None:
         return memory
     since = memory.up_since_s if memory.up_since_s is not None else now
@@ -477,11 +532,19 @@ def rule_slo(t: Tick, memory: Memory) -> _Outcome:
         return _hold(memory, f"{risk}; the next state is measured over the {budget} W budget")
     if now - since < policy.dwell.up_after_s:
         return _hold(memory, risk)
-    if learned[index].capacity_fps is None:
+    if learned[index].capacity_fps is None and fell_behind_here(t):
         marked = list(learned)
-        marked[index] = replace(learned[index], insufficient_fps=p.demand_fps)
+        marked[index] = replace(learned[index], insufficient_fps=p.demand_fps, insufficient_s=now)
         memory = replace(memory, learned=tuple(marked))
     return _move(policy, memory, target, "slo", risk, now)
+
+
+def fell_behind_here(t: Tick) -> bool:
+    """The current state itself is falling behind: applied, held long enough that the recent rates are its own,
+    and a backlog growing now (processed < arrived). Only such a state is marked "fell short"; one the governor
+    passes through on its way up, or leaves for latency alone, is not."""
+    p = t.obs.pipeline
+    return t.obs.state_applied and t.in_state_s >= p.recent_s and p.backlog and p.falling_behind()
 
 
 def rule_headroom(t: Tick, memory: Memory) -> _Outcome:
@@ -532,7 +595,8 @@ def _step_down_veto(t: Tick, memory: Memory, need: float) -> Optional[str]:
         return (f"{policy.ladder[lower].name} {how} {estimate:.0f} frames/s < {need:.0f} needed "
                 f"(demand {p.demand_fps:.0f} × {margin:.2f})")
     failed_at = learned.insufficient_fps
-    if learned.capacity_fps is None and failed_at is not None and need > failed_at:
+    expired = learned.insufficient_s is not None and t.obs.now_s - learned.insufficient_s >= FELL_SHORT_TTL_S
+    if learned.capacity_fps is None and failed_at is not None and not expired and need > failed_at:
         return (f"{policy.ladder[lower].name} fell short at {failed_at:.0f} frames/s; demand {p.demand_fps:.0f} × "
                 f"{margin:.2f} is not clearly lower")
     return None

@@ -972,3 +972,27 @@ def _class_attribute(cls: type, name: str) -> Any:
         if name in vars(klass):
             return vars(klass)[name]
     return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# as importable modules, for another process
+
+
+def write_importable(directory: Path, version: str, cc: Tuple[int, int] = (8, 7), gpu_name: str = "Orin") -> Path:
+    """Modules `tensorrt` and `pycuda.driver` in `directory` that ARE this stand-in (one FakeTensorRT at `version`
+    over one shared FakeCuda), for a process that imports them by name (the inference worker, started by the real
+    daemon): put `directory` on that process's PYTHONPATH. Returns `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "_fake_gpu.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+        "import fake_trt\n"
+        f"CUDA = fake_trt.FakeCuda(cc={tuple(cc)!r}, gpu_name={gpu_name!r})\n"
+        f"TRT = fake_trt.FakeTensorRT({version!r}, CUDA)\n")
+    # A module may replace itself in sys.modules while it is imported: `import tensorrt` then gives the object.
+    replace = "import sys\nimport _fake_gpu\nsys.modules[__name__] = _fake_gpu.{}\n"
+    (directory / "tensorrt.py").write_text(replace.format("TRT"))
+    (directory / "pycuda").mkdir(exist_ok=True)
+    (directory / "pycuda" / "__init__.py").write_text("")
+    (directory / "pycuda" / "driver.py").write_text(replace.format("CUDA"))
+    return directory
