@@ -14,6 +14,7 @@ from jetvit_daemon.governor.decide import (
     FELL_SHORT_TTL_S,
     LEARN_WEIGHT,
     POWER_SETTLE_S,
+    TREND_S,
     Decision,
     Learned,
     Memory,
@@ -607,14 +608,16 @@ def test_random_traces_through_the_shipped_policy_do_not_flap(seed, budget_w, ra
                 assert m.to == m.frm - 1 and in_state >= max(dw.min_state_s, dw.down_after_s), m
             else:
                 assert in_state >= max(dw.min_state_s, dw.down_measured_after_s), m
-        elif m.rule in ("slo", "hot"):
+        elif m.rule == "slo":
             assert in_state >= dw.up_after_s, m
+        elif m.rule == "hot":  # paced by the temperature's trend
+            assert in_state >= TREND_S, m
         elif m.rule == "budget":  # and the state's own power has had time to show
             assert in_state >= max(dw.up_after_s, POWER_SETTLE_S), m
         if m.rule in ("hot", "budget", "headroom", "critical", "stale"):
             assert m.to < m.frm, m
         if m.rule == "slo":
-            assert m.to > m.frm and m.temp_c is not None and m.temp_c < policy.thermal.warm_c, m
+            assert m.to > m.frm and m.temp_c is not None and m.temp_c < policy.thermal.critical_c, m
         last = m.t
 
     # Bound: headroom steps are at most one per down_dwell; every other step down is urgent; every step up
