@@ -514,13 +514,13 @@ def _shipped_on_the_super() -> Tuple[List[float], List[float]]:
     profile = get_profile("orin-nano-super")
     conf = load_conf(profile)
     freqs, watts = [], []
-    for st in SHIPPED.ladder:
+    for state in SHIPPED.ladder:
         phys = BoardPhysics(profile)
-        mode = conf.mode_by_name(st.mode)
+        mode = conf.mode_by_name(state.mode)
         assert mode is not None
         phys.apply_mode(conf, mode)
         top = phys.devfreq_max_hz
-        cap = snap_down_hz(phys.table_hz(), min(st.gpu_cap_hz or top, top))
+        cap = snap_down_hz(phys.table_hz(), min(state.gpu_cap_hz or top, top))
         phys.set_controls(phys.mode_cap_hz, cap, phys.devfreq_min_hz, phys.online_cores, phys.active_tpcs,
                           phys.cpu_freq_ratio)
         phys.step(1.0, 1.0)
