@@ -4,21 +4,30 @@ simulator runs the very same code on a virtual clock.
 
 Rules, most urgent first:
   stale telemetry for `after_s`   → the policy's safe state
-  temperature ≥ critical          → the lowest state at once
-  temperature ≥ hot               → step down, and hold (no step up) until below hot − hysteresis
+  temperature ≥ the last resort   → the lowest state at once (the board's throttling trip − critical
+                                    margin; no trips declared: critical_c)
+  heading over the setpoint       → thermal PI control (rule_hot): the power allowed holds the sensor at a
+                                    setpoint a margin below the first throttling trip (else hot_c); states
+                                    over the allowance are above the ceiling: step down to it, at most once
+                                    per TREND_S; no step up over it
   board power over the budget     → step down to a state measured within the budget
-  SLO at risk for `up_after_s`    → step up, if below warm and within the budget: straight to the lowest state
-                                    whose measured capacity covers demand × (1 + margin)
+  SLO at risk for `up_after_s`    → step up, within the thermal ceiling and the budget: straight to the lowest state
+                                    whose measured capacity covers demand × (1 + margin). Judged only on
+                                    figures of the current state: the window's latency, drops and processed
+                                    rate a window after the move (or after the backlog it inherited cleared),
+                                    the recent rates (a backlog growing now) once they are its own
   headroom for `down_after_s`     → step down, only if the lower state's measured capacity still covers
                                     demand × (1 + margin) (after `min_state_s` in the state)
 
 What the governor learns per state (carried in `Memory.learned`): its capacity in frames/s (processed rate over
 the share of time inference was busy, measured only while saturated, once the state has held for a stats
-window) and the board power in it. A lower state never seen saturated is explored one rung at a time, slowly.
+window) and the board power in it. A lower state never seen saturated is explored one rung at a time, slowly;
+one seen falling behind itself is marked "fell short" at that demand and not probed again at it for
+`FELL_SHORT_TTL_S`.
 """
 
-from dataclasses import dataclass, replace
-from typing import Callable, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping, Optional, Sequence, Tuple, Union
 
 from jetvit_daemon.governor.policy import Policy
 from jetvit_daemon.hardware.base import TelemetrySample
@@ -28,6 +37,20 @@ from jetvit_daemon.hardware.base import TelemetrySample
 LEARN_WEIGHT = 0.2
 # A state's power is learned once it has held this long: the board's rails settle within a second or two.
 POWER_SETTLE_S = 3.0
+# The thermal controller smooths the reading over TEMP_SMOOTH_S (Orin zones read in 1/32 °C steps, the Nano's
+# in 0.5 °C) and its trend over TREND_S: long enough to be steady, short against the board's thermal time
+# constant (τ = R·C, 2-3 minutes on the Orin dev kits, docs/SIMULATION.md), so a move shows in the trend
+# within TREND_S. A thermal step down waits that long after a move: the temperature cannot have responded.
+TEMP_SMOOTH_S = 5.0
+TREND_S = 20.0
+# The integral term corrects the proportional estimate by at most this many degrees' worth of power: enough
+# for the estimate's bias, not so much that it winds up past a state the board cannot hold (then the
+# temperature overshoots for as long as it takes to unwind).
+INTEGRAL_BOUND_C = 3.0
+# A "fell short" mark is trusted this long, then the state may be probed again: loads drift (cameras come and
+# go, a scene gets busier), and a failed probe costs a few seconds of backlog, so one retry per five minutes is
+# cheap next to staying a rung too high for the rest of the day.
+FELL_SHORT_TTL_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -40,14 +63,29 @@ class PipelineView:
     queue_depth: int
     latency_p95_s: Optional[float]
     batch_size: int
-    arrival_recent_fps: Optional[float] = None  # over the last couple of seconds
+    arrival_recent_fps: Optional[float] = None  # over the last `recent_s`
     busy_fraction: Optional[float] = None  # share of the window the inference stage was busy
     window_s: float = 10.0  # the window of the rates and percentiles above
+    processed_recent_fps: Optional[float] = None  # over the last `recent_s`
+    recent_s: float = 2.0  # the window of the recent rates (the pipeline's RECENT_S)
 
     @property
     def demand_fps(self) -> float:
         recent = self.arrival_recent_fps if self.arrival_recent_fps is not None else 0.0
         return max(self.arrival_fps, recent)
+
+    @property
+    def backlog(self) -> bool:
+        """More than two batches waiting now."""
+        return self.queue_depth > 2 * max(1, self.batch_size)
+
+    def falling_behind(self) -> bool:
+        """Fewer frames processed than arrived: over the last `recent_s` where known (a backlog that drains is
+        no risk), else over the window against demand."""
+        if self.processed_recent_fps is None:
+            return self.processed_fps < self.demand_fps
+        arrived = self.arrival_recent_fps if self.arrival_recent_fps is not None else self.arrival_fps
+        return self.processed_recent_fps < arrived
 
 
 @dataclass(frozen=True)
@@ -58,15 +96,33 @@ class Observation:
     pipeline: PipelineView
     board_power_avg_w: Optional[float]  # over the policy's budget window
     state_applied: bool = True  # the hardware has converged to the current state (learning is valid)
+    # Each sensor's first throttling trip point (°C) as the board declares it (Platform.throttle_trips_c);
+    # empty: unknown, the policy's fixed hot_c / critical_c stand in.
+    throttle_trips_c: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Learned:
     capacity_fps: Optional[float] = None
     power_w: Optional[float] = None
-    # The demand at which this state, not yet measured, was found short (the SLO at risk in it): a probe that
-    # failed is not repeated until demand is clearly lower.
+    # The demand at which this state, not yet measured, was seen falling behind (a backlog growing while it was
+    # the applied state): a probe that failed is not repeated until demand is clearly lower, or the mark expires.
     insufficient_fps: Optional[float] = None
+    insufficient_s: Optional[float] = None  # when it was marked (None: no expiry known)
+
+
+@dataclass(frozen=True)
+class Heat:
+    """The thermal controller's state (rule_thermal): the smoothed temperature and its trend, the integral
+    term, and the power it allows this tick with the highest state within it (None: not limiting)."""
+
+    at_s: Optional[float] = None
+    temp_c: Optional[float] = None  # smoothed over TEMP_SMOOTH_S
+    trend_c_per_s: float = 0.0  # of the smoothed temperature, over TREND_S
+    integral_w: float = 0.0
+    estimate_w: Optional[float] = None  # the proportional part, recomputed once the trend shows the state
+    allowance_w: Optional[float] = None
+    ceiling: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -75,11 +131,15 @@ class Memory:
 
     index: int
     entered_s: float
-    hot_hold: bool = False
+    heat: Heat = Heat()
     up_since_s: Optional[float] = None
     down_since_s: Optional[float] = None
     stale_since_s: Optional[float] = None
     learned: Tuple[Learned, ...] = ()
+    # The state was entered with a backlog that has not cleared yet: the window's late frames are not its own.
+    inherited_backlog: bool = False
+    # When the inherited backlog cleared (None: there was none, the window is the state's from `entered_s`).
+    own_window_from_s: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +162,8 @@ RULES = ("stale", "critical", "hot", "budget", "slo", "headroom")
 
 
 def _move(policy: Policy, memory: Memory, index: int, rule: str, reason: str, now_s: float) -> Decision:
-    new = replace(memory, index=index, entered_s=now_s, up_since_s=None, down_since_s=None)
+    new = replace(memory, index=index, entered_s=now_s, up_since_s=None, down_since_s=None, inherited_backlog=False,
+                  own_window_from_s=None)
     verb = "step up" if index > memory.index else "step down"
     text = f"{verb} {policy.ladder[memory.index].name} → {policy.ladder[index].name}: {reason}"
     return Decision(index=index, rule=rule, reason=text, memory=new)
@@ -136,16 +197,38 @@ def learn(policy: Policy, obs: Observation, memory: Memory) -> Memory:
     return replace(memory, learned=tuple(learned))
 
 
-def slo_at_risk(policy: Policy, p: PipelineView, capacity_fps: Optional[float] = None) -> Optional[str]:
-    """Why the service-level objective is at risk, or None."""
+def note_backlog_cleared(obs: Observation, memory: Memory) -> Memory:
+    """The backlog the state was entered with has cleared: its window becomes its own a window from now."""
+    if memory.inherited_backlog and not obs.pipeline.backlog:
+        return replace(memory, inherited_backlog=False, own_window_from_s=obs.now_s)
+    return memory
+
+
+def window_is_own(obs: Observation, memory: Memory) -> bool:
+    """The window's latency p95, drops and processed rate describe the current state alone: a whole window has
+    passed since it was entered, or since the backlog it inherited cleared (until then the window holds the
+    previous state's late frames, and the frames that waited through its backlog)."""
+    if memory.inherited_backlog:
+        return False
+    start = memory.own_window_from_s if memory.own_window_from_s is not None else memory.entered_s
+    return obs.now_s - start >= obs.pipeline.window_s
+
+
+def slo_at_risk(policy: Policy, p: PipelineView, capacity_fps: Optional[float] = None, window_own: bool = True,
+                recent_own: bool = True) -> Optional[str]:
+    """Why the service-level objective is at risk, or None. `window_own`: the window's figures (latency p95,
+    drops, processed rate) are the current state's; `recent_own`: so are the recent rates. Figures that still
+    describe the previous state are not judged."""
     target_ms = policy.slo.latency_p95_ms
-    if target_ms is not None and p.latency_p95_s is not None and p.latency_p95_s * 1000.0 > target_ms:
+    if (window_own and target_ms is not None and p.latency_p95_s is not None
+            and p.latency_p95_s * 1000.0 > target_ms):
         return f"latency p95 {p.latency_p95_s * 1000.0:.0f} ms > target {target_ms:.0f} ms"
-    if p.dropped_fps > 0:
+    if window_own and p.dropped_fps > 0:
         return f"dropping {p.dropped_fps:.1f} frames/s"
-    if p.queue_depth > 2 * max(1, p.batch_size) and p.processed_fps < p.demand_fps:
-        return f"backlog of {p.queue_depth} frames growing ({p.demand_fps:.1f} in, {p.processed_fps:.1f} out per s)"
-    if policy.slo.min_fps is not None and p.arrival_fps >= policy.slo.min_fps > p.processed_fps:
+    if recent_own and p.backlog and p.falling_behind():
+        out = p.processed_recent_fps if p.processed_recent_fps is not None else p.processed_fps
+        return f"backlog of {p.queue_depth} frames growing ({p.demand_fps:.1f} in, {out:.1f} out per s)"
+    if window_own and policy.slo.min_fps is not None and p.arrival_fps >= policy.slo.min_fps > p.processed_fps:
         return f"processing {p.processed_fps:.1f} frames/s < minimum {policy.slo.min_fps:.1f}"
     near = policy.capacity.near_ratio
     if capacity_fps is not None and p.demand_fps >= near * capacity_fps:
@@ -200,8 +283,8 @@ def _step_up_target(policy: Policy, memory: Memory, demand_fps: float,
         if not _within_budget(policy, memory.learned[j], 0.98):
             break
         target = j
-        # A state that fell short is not skipped here: its mark never expires, and skipping it measured worse
-        # in simulation (bursty: 22-24% less energy than MAXN_SUPER against 27-28%) than one more step up.
+        # A state that fell short is not skipped here: skipping it measured worse in simulation (bursty: 22-24%
+        # less energy than MAXN_SUPER against 27-28%, when marks never expired) than one more step up.
         cap = capacity_of(memory, j, state_freqs_hz)
         if cap is None or cap >= need:
             break
@@ -219,6 +302,8 @@ class Tick:
     top: int
     in_state_s: float
     temp_c: Optional[float]  # the policy's sensor; None while telemetry is stale
+    setpoint_c: float  # where the thermal controller holds temp_c
+    critical_c: float  # the last resort: at or above, the lowest state at once
 
 
 # A rule returns a Decision (it applies: the tick ends there) or the memory to hand to the next rule.
@@ -227,8 +312,21 @@ _Outcome = Union[Decision, Memory]
 
 def make_tick(policy: Policy, obs: Observation, memory: Memory, freqs: Optional[Sequence[float]] = None) -> Tick:
     temp = obs.telemetry.temp_c(policy.thermal.sensor) if obs.telemetry is not None else None
+    setpoint, critical = thermal_limits_c(policy, obs.throttle_trips_c)
     return Tick(policy=policy, obs=obs, freqs=freqs, index=min(memory.index, len(policy.ladder) - 1),
-                top=len(policy.ladder) - 1, in_state_s=obs.now_s - memory.entered_s, temp_c=temp)
+                top=len(policy.ladder) - 1, in_state_s=obs.now_s - memory.entered_s, temp_c=temp,
+                setpoint_c=setpoint, critical_c=critical)
+
+
+def thermal_limits_c(policy: Policy, trips_c: Mapping[str, float]) -> Tuple[float, float]:
+    """(setpoint, last resort) in °C for the policy's sensor: margins below its first throttling trip (for
+    `hottest`, the lowest trip of any zone: the hottest sensor may be one without a trip of its own), else
+    the policy's fixed hot_c and critical_c."""
+    th = policy.thermal
+    if not trips_c:
+        return th.hot_c, th.critical_c
+    trip = trips_c.get(th.sensor.lower(), min(trips_c.values()))
+    return trip - th.setpoint_margin_c, trip - th.critical_margin_c
 
 
 def decide(policy: Policy, obs: Observation, memory: Memory,
@@ -240,11 +338,13 @@ def decide(policy: Policy, obs: Observation, memory: Memory,
     index = min(memory.index, len(policy.ladder) - 1)  # a reloaded policy may have fewer states
     if index != memory.index:
         memory = replace(memory, index=index)
-    memory = learn(policy, obs, memory)
+    memory = note_backlog_cleared(obs, learn(policy, obs, memory))
     tick = make_tick(policy, obs, memory, state_freqs_hz)
     for rule in RULE_ORDER:
         outcome = rule(tick, memory)
         if isinstance(outcome, Decision):
+            if outcome.index != memory.index and obs.pipeline.backlog:
+                outcome = replace(outcome, memory=replace(outcome.memory, inherited_backlog=True))
             return outcome
         memory = outcome
     return _hold(replace(memory, up_since_s=None, down_since_s=None), "within targets")
@@ -270,32 +370,115 @@ def rule_stale(t: Tick, memory: Memory) -> _Outcome:
 
 
 def rule_critical(t: Tick, memory: Memory) -> _Outcome:
-    """At or above `critical_c`: the lowest state at once, and the hot hold."""
+    """At or above the last resort (`critical_margin_c` below the throttling trip, or `critical_c`): the lowest
+    state at once, and the thermal controller's integral at its floor so that it climbs back slowly."""
     th, temp = t.policy.thermal, t.temp_c
-    if temp is None or temp < th.critical_c:
+    if temp is None or temp < t.critical_c:
         return memory
-    memory = replace(memory, hot_hold=True)
+    floor_w = -th.k_p_w_per_c * INTEGRAL_BOUND_C
+    memory = replace(memory, heat=replace(memory.heat, integral_w=floor_w, allowance_w=None, ceiling=0))
     if t.index > 0:
         return _move(t.policy, memory, 0, "critical",
-                     f"{th.sensor} {temp:.1f} °C ≥ critical {th.critical_c:.0f} °C", t.obs.now_s)
+                     f"{th.sensor} {temp:.1f} °C ≥ critical {t.critical_c:.0f} °C", t.obs.now_s)
     return _hold(memory, f"{th.sensor} {temp:.1f} °C critical, already lowest")
 
 
 def rule_hot(t: Tick, memory: Memory) -> _Outcome:
-    """At or above `hot_c`: one rung down per `up_after_s` in a state, and hold (no step up) until below
-    hot − hysteresis."""
-    th, temp = t.policy.thermal, t.temp_c
-    if temp is None:
+    """Within `engage_c` of the setpoint: proportional-integral control of the power allowed (after the
+    kernel's power_allocator governor). The excess is the temperature `trend_horizon_s` ahead at its trend
+    over the setpoint; allowance = the current state's power − k_p × excess + integral (k_i × excess over
+    time, bounded). Every state whose (learned or clock-scaled) power exceeds the allowance is above the
+    ceiling: no step up into it (rule_slo), and the current state steps down to the highest within it, at
+    most once per TREND_S (the temperature cannot have responded sooner)."""
+    heat = track_heat(t, memory)
+    memory = replace(memory, heat=heat)
+    if heat.ceiling is None or t.index <= heat.ceiling:
         return memory
-    if temp >= th.hot_c:
-        memory = replace(memory, hot_hold=True)
-        if t.index > 0 and t.in_state_s >= t.policy.dwell.up_after_s:
-            return _move(t.policy, memory, t.index - 1, "hot", f"{th.sensor} {temp:.1f} °C ≥ hot {th.hot_c:.0f} °C",
-                         t.obs.now_s)
-        return _hold(memory, f"{th.sensor} {temp:.1f} °C hot")
-    if memory.hot_hold and temp < th.hot_c - th.hysteresis_c:
-        memory = replace(memory, hot_hold=False)
-    return memory
+    why = f"{heat_text(t, heat)}: {t.policy.ladder[t.index].name} over it"
+    if t.in_state_s < TREND_S:
+        return _hold(memory, f"{why}; waiting for the trend to show this state")
+    return _move(t.policy, memory, heat.ceiling, "hot", why, t.obs.now_s)
+
+
+def heat_text(t: Tick, heat: Heat) -> str:
+    """The thermal controller's reading, for reasons."""
+    allowed = f"{heat.allowance_w:.1f} W allowed" if heat.allowance_w is not None else "no power known"
+    return (f"{t.policy.thermal.sensor} {t.temp_c:.1f} °C, trend {heat.trend_c_per_s * 60:+.1f} °C/min, setpoint "
+            f"{t.setpoint_c:.0f} °C: {allowed}")
+
+
+def track_heat(t: Tick, memory: Memory) -> Heat:
+    """This tick's thermal controller: smoothed temperature, trend, integral, allowance and ceiling."""
+    th, now, temp, heat = t.policy.thermal, t.obs.now_s, t.temp_c, memory.heat
+    if temp is None:
+        return replace(heat, allowance_w=None, ceiling=None)
+    if heat.at_s is None or heat.temp_c is None or now <= heat.at_s:
+        return replace(heat, at_s=now, temp_c=temp, allowance_w=None, ceiling=None)
+    dt = now - heat.at_s
+    smooth = heat.temp_c + (temp - heat.temp_c) * min(1.0, dt / TEMP_SMOOTH_S)
+    trend = heat.trend_c_per_s + ((smooth - heat.temp_c) / dt - heat.trend_c_per_s) * min(1.0, dt / TREND_S)
+    heat = replace(heat, at_s=now, temp_c=smooth, trend_c_per_s=trend)
+    excess = smooth - t.setpoint_c
+    if excess < -th.engage_c:
+        return replace(heat, integral_w=0.0, estimate_w=None, allowance_w=None, ceiling=None)
+    settled = t.in_state_s >= TREND_S  # the trend shows this state, not the last
+    reference = _state_power_w(t, memory)
+    estimate = heat.estimate_w
+    if reference is not None and (settled or estimate is None):
+        # The power at which the temperature would settle at the setpoint, judged `trend_horizon_s` ahead.
+        estimate = reference - th.k_p_w_per_c * (excess + th.trend_horizon_s * trend)
+    if estimate is None:
+        # No power known at all: a rung down while the prediction is over the setpoint, else no step up.
+        ahead = excess + th.trend_horizon_s * trend
+        return replace(heat, allowance_w=None, ceiling=max(0, t.index - 1) if ahead > 0 else t.index)
+    bound = th.k_p_w_per_c * INTEGRAL_BOUND_C
+    integral = heat.integral_w
+    limited = heat.ceiling is not None and heat.ceiling <= t.index < t.top
+    if excess > 0 or limited:  # wind up only while the allowance is what holds the state down
+        integral = min(bound, max(-bound, integral - th.k_i_w_per_c_s * excess * dt))
+    allowance = estimate + integral
+    ceiling = _power_ceiling(t, memory, allowance)
+    if not settled:
+        ceiling = min(ceiling, t.index)  # no step up on the last state's trend
+    return replace(heat, estimate_w=estimate, integral_w=integral, allowance_w=allowance, ceiling=ceiling)
+
+
+def _state_power_w(t: Tick, memory: Memory) -> Optional[float]:
+    """The current state's power: learned, else the reading now."""
+    learned = memory.learned[t.index].power_w
+    if learned is not None:
+        return learned
+    return t.obs.telemetry.board_power_w if t.obs.telemetry is not None else None
+
+
+def power_of(memory: Memory, j: int, state_freqs_hz: Optional[Sequence[float]]) -> Optional[float]:
+    """State j's board power: learned, or else scaled by GPU clock from the nearest learned state (an
+    underestimate going up: power grows faster than the clock, and the state's own is learned within
+    POWER_SETTLE_S of entering it); None when nothing is known."""
+    learned = memory.learned[j].power_w
+    if learned is not None or not state_freqs_hz:
+        return learned
+    known = [(abs(i - j), i) for i, lr in enumerate(memory.learned) if lr.power_w is not None]
+    if not known:
+        return None
+    ref = min(known)[1]
+    ref_w = memory.learned[ref].power_w
+    assert ref_w is not None
+    return ref_w * state_freqs_hz[j] / state_freqs_hz[ref]
+
+
+def _power_ceiling(t: Tick, memory: Memory, allowance_w: float) -> int:
+    """The highest state below the first (from the lowest up) whose power exceeds `allowance_w`; the current
+    state is judged by the power `allowance_w` was computed from. At least the lowest state."""
+    for j in range(t.index + 1):
+        power = _state_power_w(t, memory) if j == t.index else power_of(memory, j, t.freqs)
+        if power is not None and power > allowance_w:
+            return max(0, j - 1)
+    for j in range(t.index + 1, t.top + 1):
+        power = power_of(memory, j, t.freqs)
+        if power is None or power > allowance_w:
+            return j - 1
+    return t.top
 
 
 def rule_budget(t: Tick, memory: Memory) -> _Outcome:
@@ -323,35 +506,45 @@ def rule_budget(t: Tick, memory: Memory) -> _Outcome:
 
 
 def rule_slo(t: Tick, memory: Memory) -> _Outcome:
-    """SLO at risk for `up_after_s`: step up, if below warm and within the budget, straight to the lowest state
+    """SLO at risk for `up_after_s`: step up, within the thermal ceiling and the budget, straight to the lowest state
     whose capacity covers demand × (1 + margin)."""
     policy, obs, index, now = t.policy, t.obs, t.index, t.obs.now_s
-    th, p, learned = policy.thermal, obs.pipeline, memory.learned
-    risk = slo_at_risk(policy, p, learned[index].capacity_fps)
+    p, learned = obs.pipeline, memory.learned
+    risk = slo_at_risk(policy, p, learned[index].capacity_fps, window_own=window_is_own(obs, memory),
+                       recent_own=t.in_state_s >= p.recent_s)
     if risk is None:
         return memory
     since = memory.up_since_s if memory.up_since_s is not None else now
     memory = replace(memory, up_since_s=since, down_since_s=None)
     if index >= t.top:
         return _hold(memory, f"{risk}; already at the highest state")
-    if memory.hot_hold:
-        return _hold(memory, f"{risk}; holding below hot until {th.sensor} < {th.hot_c - th.hysteresis_c:.0f} °C")
-    if t.temp_c is not None and t.temp_c >= th.warm_c:
-        return _hold(memory, f"{risk}; {th.sensor} {t.temp_c:.1f} °C ≥ warm {th.warm_c:.0f} °C")
+    ceiling = memory.heat.ceiling
+    if ceiling is not None and ceiling <= index:
+        return _hold(memory, f"{risk}; {heat_text(t, memory.heat)}")
     budget, power = policy.power_budget.watts, obs.board_power_avg_w
     if budget is not None and power is not None and power > 0.9 * budget and learned[index + 1].power_w is None:
         return _hold(memory, f"{risk}; power {power:.1f} W near the {budget:.1f} W budget and "
                              f"{policy.ladder[index + 1].name} not measured yet")
     target = _step_up_target(policy, memory, p.demand_fps, t.freqs)
+    if ceiling is not None:
+        target = min(target, ceiling)
     if target == index:
         return _hold(memory, f"{risk}; the next state is measured over the {budget} W budget")
     if now - since < policy.dwell.up_after_s:
         return _hold(memory, risk)
-    if learned[index].capacity_fps is None:
+    if learned[index].capacity_fps is None and fell_behind_here(t):
         marked = list(learned)
-        marked[index] = replace(learned[index], insufficient_fps=p.demand_fps)
+        marked[index] = replace(learned[index], insufficient_fps=p.demand_fps, insufficient_s=now)
         memory = replace(memory, learned=tuple(marked))
     return _move(policy, memory, target, "slo", risk, now)
+
+
+def fell_behind_here(t: Tick) -> bool:
+    """The current state itself is falling behind: applied, held long enough that the recent rates are its own,
+    and a backlog growing now (processed < arrived). Only such a state is marked "fell short"; one the governor
+    passes through on its way up, or leaves for latency alone, is not."""
+    p = t.obs.pipeline
+    return t.obs.state_applied and t.in_state_s >= p.recent_s and p.backlog and p.falling_behind()
 
 
 def rule_headroom(t: Tick, memory: Memory) -> _Outcome:
@@ -402,7 +595,8 @@ def _step_down_veto(t: Tick, memory: Memory, need: float) -> Optional[str]:
         return (f"{policy.ladder[lower].name} {how} {estimate:.0f} frames/s < {need:.0f} needed "
                 f"(demand {p.demand_fps:.0f} × {margin:.2f})")
     failed_at = learned.insufficient_fps
-    if learned.capacity_fps is None and failed_at is not None and need > failed_at:
+    expired = learned.insufficient_s is not None and t.obs.now_s - learned.insufficient_s >= FELL_SHORT_TTL_S
+    if learned.capacity_fps is None and failed_at is not None and not expired and need > failed_at:
         return (f"{policy.ladder[lower].name} fell short at {failed_at:.0f} frames/s; demand {p.demand_fps:.0f} × "
                 f"{margin:.2f} is not clearly lower")
     return None

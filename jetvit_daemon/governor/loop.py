@@ -15,7 +15,7 @@ import collections
 import logging
 import threading
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Protocol, Tuple
 
 from jetvit_daemon.clock import Clock
 from jetvit_daemon.errors import ActuationError, RebootRequiredError
@@ -112,6 +112,7 @@ class Governor:
         self._power: Deque[Tuple[float, float]] = collections.deque()
         self._freqs_for: Optional[Policy] = None
         self._freqs: Optional[List[float]] = None
+        self._trips_c: Optional[Mapping[str, float]] = None  # the board's throttling trips, read once
         # What the board read back at the last check (mode, GPU cap): the truth status reports.
         self._board_reads: Optional[Tuple[str, int]] = None
         self._ticks_since_check = 0
@@ -205,7 +206,23 @@ class Governor:
             pipeline=self._pipeline_view(),
             board_power_avg_w=avg,
             state_applied=applied,
+            throttle_trips_c=self._throttle_trips_c(),
         )
+
+    def _throttle_trips_c(self) -> Mapping[str, float]:
+        """The board's throttling trip points (fixed by its device tree: read once). A board that cannot say:
+        none, and the policy's fixed thresholds stand in."""
+        if self._trips_c is None:
+            try:
+                self._trips_c = dict(self._platform.throttle_trips_c())
+            except Exception as exc:
+                log.warning("cannot read the board's thermal trip points (using the policy's hot_c/critical_c): "
+                            "%s", exc)
+                self._trips_c = {}
+            if self._trips_c:
+                log.info("thermal trip points: %s", ", ".join(f"{k} {v:g} °C" for k, v in sorted(
+                    self._trips_c.items())))
+        return self._trips_c
 
     def tick(self) -> Decision:
         obs = self.observe()

@@ -52,11 +52,31 @@ class LadderState(_Strict):
 
 
 class Thermal(_Strict):
+    """Heat: the governor holds the sensor at a setpoint `setpoint_margin_c` below the board's first throttling
+    trip point (read from its thermal zones), by proportional-integral control of the power it allows
+    (decide.py, rule_thermal). A board that declares no trip points: the setpoint is `hot_c` and the last
+    resort `critical_c`."""
+
     sensor: str = Field("hottest", description="a tegrastats sensor name (tj, gpu, cpu, …) or hottest")
-    warm_c: float = Field(70.0, description="at or above: no stepping up")
-    hot_c: float = Field(80.0, description="at or above: step down and hold until below hot - hysteresis")
-    critical_c: float = Field(90.0, description="at or above: lowest state at once")
-    hysteresis_c: float = Field(5.0, ge=0.0)
+    warm_c: float = Field(70.0, description="accepted for older files; no longer used (the setpoint's "
+                                            "engage_c band replaces it)")
+    hot_c: float = Field(80.0, description="the setpoint where the board declares no throttling trip point")
+    critical_c: float = Field(90.0, description="the last resort (lowest state at once) where the board "
+                                                "declares no throttling trip point")
+    hysteresis_c: float = Field(5.0, ge=0.0, description="accepted for older files; no longer used")
+    setpoint_margin_c: float = Field(
+        4.0, gt=0, le=30, description="hold the sensor this far below the first throttling trip point")
+    critical_margin_c: float = Field(
+        1.0, ge=0, le=30, description="at or above the trip minus this: the lowest state at once (last resort)")
+    engage_c: float = Field(
+        10.0, gt=0, le=50, description="the controller limits power only within this of the setpoint")
+    k_p_w_per_c: float = Field(
+        0.5, gt=0, le=20, description="proportional gain: watts less allowed per °C of predicted excess")
+    k_i_w_per_c_s: float = Field(
+        0.005, ge=0, le=5, description="integral gain: watts per °C·s of excess over the setpoint")
+    trend_horizon_s: float = Field(
+        60.0, ge=0, le=1800, description="the excess is judged this far ahead at the temperature's trend "
+                                         "(a fraction of the board's thermal time constant, minutes)")
 
     @model_validator(mode="after")
     def _ordered(self) -> "Thermal":
@@ -65,6 +85,10 @@ class Thermal(_Strict):
                 "thresholds must satisfy warm_c < hot_c < critical_c, "
                 f"got {self.warm_c} / {self.hot_c} / {self.critical_c}"
             )
+        if not self.critical_margin_c < self.setpoint_margin_c:
+            raise ValueError(
+                "critical_margin_c must be below setpoint_margin_c (the last resort is nearer the trip than the "
+                f"setpoint), got {self.critical_margin_c} / {self.setpoint_margin_c}")
         return self
 
 

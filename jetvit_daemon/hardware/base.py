@@ -158,6 +158,12 @@ class Platform(abc.ABC):
         """Cap the GPU maximum frequency (None: the current mode's own maximum). Snaps to an available
         frequency, keeps min ≤ max, verifies by reading back, returns the applied cap."""
 
+    def throttle_trips_c(self) -> Mapping[str, float]:
+        """Each sensor's first throttling trip point in °C (tegrastats name → °C), as the board's thermal zones
+        declare them; empty where the board does not say (the governor then uses the policy's fixed
+        thresholds)."""
+        return {}
+
     def facts(self) -> Dict[str, str]:
         """What to say about the board in the first log lines and in /status."""
         return {"board": self.description}

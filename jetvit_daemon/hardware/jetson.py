@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from jetvit_daemon.clock import Clock, SystemClock
 from jetvit_daemon.errors import ActuationError, ConfigError, JetvitError, RebootRequiredError
@@ -38,7 +38,7 @@ from jetvit_daemon.hardware.probe import (
     detect_conflicts,
     system_is_stopping,
 )
-from jetvit_daemon.hardware.sensors import SysfsTelemetry
+from jetvit_daemon.hardware.sensors import SysfsTelemetry, throttle_trips_c
 from jetvit_daemon.hardware.sysfs import SysfsTree
 from jetvit_daemon.workers import WorkerThread
 
@@ -231,6 +231,7 @@ class JetsonPlatform(Platform):
         # The devfreq (min, max) the daemon last left behind: a pinned state equal to it is ours, not
         # jetson_clocks' (a cap at the table's lowest frequency makes min == max too).
         self._gpu_limits_set: Optional[Tuple[int, int]] = None
+        self._trips_c: Optional[Dict[str, float]] = None  # read once, on first use
         self.conflicts: List[Conflict] = []
         self.restore_report: Optional[str] = None  # what start() restored after a crash, for logs/status
 
@@ -387,6 +388,13 @@ class JetsonPlatform(Platform):
 
     def power_modes(self) -> Sequence[PowerMode]:
         return self._nvpmodel.conf().power_modes
+
+    def throttle_trips_c(self) -> Mapping[str, float]:
+        """Read from the thermal zones' trip points once (they are fixed by the device tree)."""
+        if self._trips_c is None:
+            zones = SysfsTelemetry(self._tree, self._clock).thermal_zones()
+            self._trips_c = throttle_trips_c((z.name, [(t.type, t.temp_c) for t in z.trips]) for z in zones)
+        return self._trips_c
 
     def current_mode(self) -> PowerMode:
         """The current nvpmodel mode, re-queried when the cached answer is older than MODE_CACHE_S."""

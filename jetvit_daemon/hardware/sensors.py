@@ -10,7 +10,7 @@ import errno
 import logging
 import re
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from jetvit_daemon.clock import Clock
 from jetvit_daemon.hardware.base import TelemetrySample
@@ -20,7 +20,8 @@ from jetvit_daemon.hardware.telemetry_thread import ThreadedTelemetry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PowerRailChannel", "SysfsTelemetry", "ThermalZone", "TripPoint", "thermal_name"]
+__all__ = ["PowerRailChannel", "SysfsTelemetry", "ThermalZone", "TripPoint", "first_throttling_trip_c",
+           "thermal_name", "throttle_trips_c"]
 
 _THERMAL_GLOB = "/sys/class/thermal/thermal_zone*"
 # JetPack 4 (L4T 32) INA3221 driver "ina3221x" exposes an iio device per chip (jetson-reference README).
@@ -37,6 +38,10 @@ _JP4_GPU_LOAD = "/sys/devices/gpu.0/load"
 # /sys/devices/pwm-fan (JetPack 4: Nano, Xavier); the same files jetson_stats reads (jtop/core/fan.py).
 _FAN_RPM_GLOBS = ("/sys/class/hwmon/hwmon*/rpm", "/sys/devices/pwm-fan/rpm_measured",
                   "/sys/devices/platform/pwm-fan/hwmon/hwmon*/rpm")
+
+# Trip types at which the kernel slows the chip: "passive" (software throttling, Orin 99 °C) and "hot"
+# (hardware throttling, Orin 103 °C). "active" starts a fan, "critical" shuts down: neither throttles.
+THROTTLING_TRIP_TYPES = ("passive", "hot")
 
 _TRIP_RE = re.compile(r"trip_point_([0-9]+)_temp")
 _IIO_RE = re.compile(r"rail_name_([0-9]+)")
@@ -96,6 +101,23 @@ def thermal_name(zone_type: str) -> str:
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return name
+
+
+def first_throttling_trip_c(trips: Iterable[Tuple[Optional[str], float]]) -> Optional[float]:
+    """The lowest temperature (°C) among (type, temp_c) trips at which the kernel throttles, or None."""
+    temps = [temp_c for kind, temp_c in trips if kind in THROTTLING_TRIP_TYPES]
+    return min(temps) if temps else None
+
+
+def throttle_trips_c(zones: Iterable[Tuple[str, Iterable[Tuple[Optional[str], float]]]]) -> Dict[str, float]:
+    """Each zone's first throttling trip (°C) by its tegrastats name, from (name, [(type, temp_c), …]) pairs,
+    for zones that have one: what the governor holds its sensors below (governor/decide.py)."""
+    found: Dict[str, float] = {}
+    for name, trips in zones:
+        first = first_throttling_trip_c(trips)
+        if first is not None:
+            found[name] = min(first, found.get(name, first))
+    return found
 
 
 class SysfsTelemetry(ThreadedTelemetry):

@@ -45,6 +45,7 @@ class PipelineStats:
     arrival_fps: float
     arrival_recent_fps: float  # over the last RECENT_S only: how the governor sees a burst start
     processed_fps: float
+    processed_recent_fps: float  # over the last RECENT_S only: whether a backlog grows or drains now
     dropped_fps: float  # frames dropped: overwritten in a live slot (`stale`), held by a lost worker
     queue_depth: int  # frames waiting in the sources' slots
     queue_capacity: int
@@ -230,6 +231,7 @@ class Pipeline:
                 arrival_fps=self._arrivals.count() / span,
                 arrival_recent_fps=self._arrivals.count_since(now - RECENT_S) / min(RECENT_S, span),
                 processed_fps=self._processed.count() / span,
+                processed_recent_fps=self._processed.count_since(now - RECENT_S) / min(RECENT_S, span),
                 dropped_fps=self._drops.count() / span,
                 queue_depth=self._slots.depth(),
                 queue_capacity=self._slots.capacity(),

@@ -41,6 +41,21 @@ class Runner(abc.ABC):
     def infer(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
         """Run one batch (already preprocessed, in the input spec's layout and dtype); outputs by name."""
 
+    def infer_into(self, batch: np.ndarray, outputs: Mapping[str, np.ndarray]) -> None:
+        """Run one batch and write each output into `outputs[name]` (the shared slot's areas, [n, ...] each).
+        Default: `infer`, then a copy; a runner that can write there directly (TensorRT's copy-out) does."""
+        for name, value in self.infer(batch).items():
+            np.copyto(outputs[name], value)
+
+    def pin_host_memory(self, region: np.ndarray) -> Optional[str]:
+        """Page-lock `region` (the shared slots, a flat page-aligned uint8 array) for the device's copies, until
+        `unpin_host_memory`. None when done, else why not. Default: a runner without device copies has no use
+        for it."""
+        return "this runner makes no device copies"
+
+    def unpin_host_memory(self) -> None:
+        """Undo `pin_host_memory` (before the region is unmapped). Default: nothing was pinned."""
+
     def warm_up(self, iterations: int = 3, batch_sizes: Sequence[int] = (1,)) -> None:
         """Run dummy batches so the first real frame does not pay for lazy initialisation."""
         spec = self.info().input

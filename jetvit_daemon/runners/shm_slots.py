@@ -23,9 +23,12 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 SHM_DIR = "/dev/shm"
-# Every area starts on a 64-byte boundary: a cache line, and enough for any dtype's alignment (and for
-# pycuda's page-locked registration, which works on whole pages of the mapping anyway).
+# Every area starts on a 64-byte boundary: a cache line, and enough for any dtype's alignment.
 ALIGN = 64
+# The file is a whole number of pages: the TensorRT runner page-locks the whole mapping (cuMemHostRegister via
+# pycuda's register_host_memory, whose documentation asks for a page-aligned address and size; mmap gives the
+# address).
+PAGE = mmap.PAGESIZE
 
 
 def _aligned(n: int) -> int:
@@ -81,7 +84,7 @@ class SlotLayout:
             self.offsets[tensor.name] = offset
             offset += _aligned(tensor.item_nbytes * self.max_batch)
         self.slot_nbytes = offset
-        self.total_nbytes = offset * self.n_slots
+        self.total_nbytes = (offset * self.n_slots + PAGE - 1) // PAGE * PAGE
 
     def to_dict(self) -> Dict[str, Any]:
         return {"input": self.input.to_dict(), "outputs": [o.to_dict() for o in self.outputs],
@@ -110,6 +113,7 @@ class SlotFile:
         self._owner = owner
         self._mmap = mmap.mmap(fd, layout.total_nbytes, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         os.close(fd)  # the mapping keeps the memory; the descriptor is not needed
+        self._memory = np.frombuffer(self._mmap, dtype=np.uint8)  # the whole mapping, flat: to page-lock it
         self._inputs: List[np.ndarray] = []
         self._outputs: List[Dict[str, np.ndarray]] = []
         for k in range(layout.n_slots):
@@ -160,10 +164,16 @@ class SlotFile:
     def outputs(self, k: int) -> Dict[str, np.ndarray]:
         return self._outputs[k]
 
+    def memory(self) -> np.ndarray:
+        """The whole mapping as one flat uint8 array (page-aligned, whole pages): what a GPU runner page-locks so
+        its copies to and from the slots need no staging buffer."""
+        return self._memory
+
     def close(self) -> None:
         """Unmap (when no view is still held elsewhere: then the mapping goes with the last view) and, for the
         creator, remove the file."""
         self._inputs, self._outputs = [], []
+        self._memory = np.zeros(0, dtype=np.uint8)
         try:
             self._mmap.close()
         except BufferError:  # a caller still holds a view; the mapping is released with it

@@ -10,8 +10,12 @@ Both TensorRT Python APIs are spoken, chosen by what the loaded engine offers (n
 Buffers are allocated once, for the largest batch the engine takes (its optimisation profile's max, or its
 fixed batch): page-locked host buffers and device buffers, one CUDA stream, copy in → execute → copy out
 asynchronously, one synchronize. A batch smaller than the engine's minimum is zero-padded and the padding's
-outputs dropped. The CUDA context is the device's primary context (the one TensorRT's runtime API uses), pushed
-around every call, so `infer` works from the pipeline's thread although the runner was built on another.
+outputs dropped. In the inference worker the shared slots are page-locked too (`pin_host_memory`, where pycuda
+can): a batch is then copied to the GPU straight from its slot and the outputs straight into the slot
+(`infer_into`), with no host copy through the runner's own buffers; where it cannot, the reason is logged and
+batches take that one extra copy each way. The CUDA context is the device's primary context (the one
+TensorRT's runtime API uses), pushed around every call, so `infer` works from the pipeline's thread although
+the runner was built on another.
 
 It runs in the inference worker, on JetPack 4.6's Python 3.6 too: given `manifest` (a `PlainManifest` there)
 and `board_facts`, it imports neither the pydantic manifest nor the board probe.
@@ -267,6 +271,8 @@ class TensorRTRunner(Runner):
         self._buffers: List[_Buffer] = []
         self._engine: Any = None
         self._context: Any = None
+        self._pinned: Any = None  # the array register_host_memory returned; its .base is the registration
+        self._pinned_range = (0, 0)  # [start, end) addresses of the page-locked region
         cuda = self._cuda
         try:
             cuda.init()
@@ -428,6 +434,22 @@ class TensorRTRunner(Runner):
                           max_batch=self._max_batch)
 
     def infer(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        n = self._check_batch(batch)
+        outputs = {out.tensor.name: np.empty((n, *out.item_shape), dtype=out.tensor.dtype) for out in self._out_bufs}
+        self._run(batch, n, outputs)
+        return outputs
+
+    def infer_into(self, batch: np.ndarray, outputs: Mapping[str, np.ndarray]) -> None:
+        n = self._check_batch(batch)
+        for out in self._out_bufs:
+            dest = outputs[out.tensor.name]
+            if dest.shape != (n, *out.item_shape) or dest.dtype != out.tensor.dtype:
+                raise EngineError(f"{self.model_path}: output {out.tensor.name!r} goes into a {dest.dtype} array "
+                                  f"of shape {list(dest.shape)}; it is {out.tensor.dtype.name} of shape "
+                                  f"{[n, *out.item_shape]}")
+        self._run(batch, n, outputs)
+
+    def _check_batch(self, batch: np.ndarray) -> int:
         if self._closed:
             raise EngineError(f"{self.model_path}: the runner is closed")
         inp = self._in_buf
@@ -438,6 +460,12 @@ class TensorRTRunner(Runner):
         n = int(batch.shape[0])
         if not 1 <= n <= self._max_batch:
             raise EngineError(f"{self.model_path}: batch of {n}; this engine takes 1..{self._max_batch} images")
+        return n
+
+    def _run(self, batch: np.ndarray, n: int, outputs: Mapping[str, np.ndarray]) -> None:
+        """Copy in, execute, copy out on the stream, one synchronize. Page-locked memory (the pinned slots) is
+        copied from and into directly; anything else goes through the runner's own page-locked buffers."""
+        inp = self._in_buf
         run = max(n, self._min_batch)
         cuda, stream = self._cuda, self._stream
         self._ctx.push()
@@ -447,22 +475,86 @@ class TensorRTRunner(Runner):
                     raise EngineError(f"{self.model_path}: TensorRT refused batch {run} (profile "
                                       f"{self._min_batch}..{self._max_batch}){recent_errors(self._logger)}")
                 self._current_batch = run
-            size = inp.item_size
-            np.copyto(inp.host[: n * size], batch.reshape(-1))
-            if run > n:
-                inp.host[n * size : run * size] = 0
-            cuda.memcpy_htod_async(inp.device, inp.host[: run * size], stream)
+            if run == n and self._is_pinned(batch):
+                cuda.memcpy_htod_async(inp.device, batch, stream)
+            else:
+                size = inp.item_size
+                np.copyto(inp.host[: n * size], batch.reshape(-1))
+                if run > n:
+                    inp.host[n * size : run * size] = 0
+                cuda.memcpy_htod_async(inp.device, inp.host[: run * size], stream)
             if not self._api.execute(stream.handle):
                 stream.synchronize()
                 raise EngineError(f"{self.model_path}: TensorRT failed to run a batch of {run}"
                                   f"{recent_errors(self._logger)}")
+            staged = []
             for out in self._out_bufs:
-                cuda.memcpy_dtoh_async(out.host[: run * out.item_size], out.device, stream)
+                dest = outputs[out.tensor.name]
+                if self._is_pinned(dest):  # the first n rows on the device are this batch's
+                    cuda.memcpy_dtoh_async(dest, out.device, stream)
+                else:
+                    cuda.memcpy_dtoh_async(out.host[: run * out.item_size], out.device, stream)
+                    staged.append((out, dest))
             stream.synchronize()
-            return {out.tensor.name: out.host[: n * out.item_size].reshape((n, *out.item_shape)).copy()
-                    for out in self._out_bufs}
+            for out, dest in staged:
+                np.copyto(dest, out.host[: n * out.item_size].reshape(dest.shape))
         except cuda.Error as exc:
             raise EngineError(f"{self.model_path}: CUDA error while running a batch of {run}: {exc}") from None
+        finally:
+            self._ctx.pop()
+
+    # -- page-locked shared memory ---------------------------------------------------------------------------
+    def _is_pinned(self, array: np.ndarray) -> bool:
+        """Whether `array` is C-contiguous and lies inside the page-locked region."""
+        if self._pinned is None or not array.flags.c_contiguous:
+            return False
+        address = int(array.__array_interface__["data"][0])
+        return self._pinned_range[0] <= address and address + array.nbytes <= self._pinned_range[1]
+
+    def pin_host_memory(self, region: np.ndarray) -> Optional[str]:
+        """Page-lock `region` (pycuda's `register_host_memory`, cuMemHostRegister) so batches in it are copied
+        by DMA straight from and into it. None when done; else why not (logged; batches then take the staged
+        path, which is correct, one host copy slower each way)."""
+        if self._closed:
+            return "the runner is closed"
+        self.unpin_host_memory()
+        register = getattr(self._cuda, "register_host_memory", None)
+        if register is None:
+            return self._not_pinned(region, "this pycuda has no register_host_memory (it needs CUDA 4.0+)")
+        self._ctx.push()
+        try:
+            # flags 0: pinned for this context, the device's primary context, the one TensorRT's runtime uses.
+            pinned = register(region)
+        except Exception as exc:  # whatever refuses, the staged path still works
+            # Seen in the wild: pycuda.driver.LogicError "cuMemHostRegister failed: operation not supported"
+            # (Jetson TX2, pycuda issue #229); SystemError/ValueError "Cannot set the NumPy array 'base'
+            # dependency more than once" from pycuda 2024.1 on, for every array (pycuda issue #459).
+            cause = exc.__cause__ or exc.__context__
+            why = f"{type(exc).__name__}: {exc}" + (f" ({type(cause).__name__}: {cause})" if cause else "")
+            return self._not_pinned(region, why)
+        finally:
+            self._ctx.pop()
+        start = int(region.__array_interface__["data"][0])
+        self._pinned, self._pinned_range = pinned, (start, start + region.nbytes)
+        log.info("page-locked the shared slots (%d bytes): batches are copied to and from the GPU straight from "
+                 "them", region.nbytes)
+        return None
+
+    def _not_pinned(self, region: np.ndarray, reason: str) -> str:
+        log.warning("the shared slots (%d bytes) could not be page-locked (%s): batches go through the runner's "
+                    "own page-locked buffers, one more host copy each way", region.nbytes, reason)
+        return reason
+
+    def unpin_host_memory(self) -> None:
+        """Unregister the page-locked region (before it is unmapped)."""
+        pinned, self._pinned, self._pinned_range = self._pinned, None, (0, 0)
+        if pinned is None or self._ctx is None:
+            return
+        self._ctx.push()
+        try:
+            pinned.base.unregister()  # pycuda: the array's base is the RegisteredHostMemory
+        except self._cuda.Error as exc:
+            log.warning("unregistering the page-locked shared slots failed: %s", exc)
         finally:
             self._ctx.pop()
 
@@ -488,6 +580,7 @@ class TensorRTRunner(Runner):
         self._closed = True
         if self._ctx is None:
             return
+        self.unpin_host_memory()
         self._ctx.push()
         try:
             self._free()

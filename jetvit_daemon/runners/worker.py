@@ -140,22 +140,29 @@ class Worker:
             if op == SUBMIT:
                 self.run_batch(int(message["slot"]), int(message["n"]), message.get("seq"))
             elif op == ATTACH:
-                if self.slots is not None:
-                    self.slots.close()
-                self.slots = SlotFile.attach(message["path"], SlotLayout.from_dict(message["layout"]))
-                self.channel.send(ATTACHED)
+                self.attach(message["path"], SlotLayout.from_dict(message["layout"]))
             elif op == STOP:
                 return EXIT_OK
             else:
                 raise ValueError(f"unexpected control message {message!r}")
 
+    def attach(self, path: str, layout: SlotLayout) -> None:
+        """Map the daemon's slots and let the runner page-lock them (TensorRT: no staging copy); answer with
+        whether it could and, if not, why."""
+        assert self.runner is not None, "attach before load"
+        if self.slots is not None:
+            self.runner.unpin_host_memory()
+            self.slots.close()
+        self.slots = SlotFile.attach(path, layout)
+        reason = self.runner.pin_host_memory(self.slots.memory())
+        self.channel.send(ATTACHED, pinned=reason is None, pin_error=reason)
+
     def run_batch(self, slot: int, n: int, seq: Any) -> None:
         assert self.runner is not None and self.slots is not None, "submit before load and attach"
         t0 = time.monotonic()
         try:
-            outputs = self.runner.infer(self.slots.input(slot)[:n])
-            for name, value in outputs.items():
-                np.copyto(self.slots.output(slot, name)[:n], value)
+            outputs = {name: view[:n] for name, view in self.slots.outputs(slot).items()}
+            self.runner.infer_into(self.slots.input(slot)[:n], outputs)
         except Exception as exc:  # one batch is the boundary: the daemon counts it, the worker goes on
             self.channel.send(FAILED, slot=slot, seq=seq, error=f"{type(exc).__name__}: {exc}")
             return

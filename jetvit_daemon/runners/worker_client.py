@@ -93,6 +93,7 @@ class _Process:
         self.popen = popen
         self.channel = channel
         self.ready: Dict[str, Any] = {}
+        self.pinned = False  # the worker's runner page-locked the slots (TensorRT: copies with no staging)
 
     @property
     def pid(self) -> int:
@@ -178,6 +179,7 @@ class InferenceWorker(BatchExecutor):
                 "restarts_total": self.restarts_total, "last_restart_reason": self.last_restart_reason,
                 "rss_bytes": self._rss_bytes, "in_flight": len(self._batches), "slots": self._n_slots,
                 "slot_bytes": self._slots.layout.total_nbytes if self._slots is not None else None,
+                "slots_pinned": proc.pinned if proc is not None else None,
                 "batch_p50_s": recent[len(recent) // 2] if recent else None,
                 "batch_deadline_s": self._deadline_s(1),
             }
@@ -321,7 +323,8 @@ class InferenceWorker(BatchExecutor):
             self._adopt(ready)
             assert self._slots is not None
             proc.channel.send(ATTACH, path=self._slots.path, layout=self._slots.layout.to_dict())
-            self._await(proc, ATTACHED, ATTACH_TIMEOUT_S, stop, "map the shared slots")
+            attached = self._await(proc, ATTACHED, ATTACH_TIMEOUT_S, stop, "map the shared slots")
+            proc.pinned = bool(attached.get("pinned"))
         except (OSError, ProtocolError) as exc:
             code = proc.kill()
             raise EngineError(f"the inference worker ({' '.join(self._command())}) failed before it was ready "
@@ -329,9 +332,10 @@ class InferenceWorker(BatchExecutor):
         except BaseException:
             proc.kill()
             raise
-        log.info("inference worker %d (%s, Python %s) ready: %s on %s, %d slots of %d bytes in %s", proc.pid,
+        log.info("inference worker %d (%s, Python %s) ready: %s on %s, %d slots of %d bytes in %s%s", proc.pid,
                  self.spec.python, ready.get("python"), ready["info"]["runner"], ready["info"]["device"],
-                 self._n_slots, self._slots.layout.slot_nbytes, self._slots.path)
+                 self._n_slots, self._slots.layout.slot_nbytes, self._slots.path,
+                 ", page-locked" if proc.pinned else "")
         return proc
 
     def _await(self, proc: _Process, op: str, timeout_s: float, stop: threading.Event, what: str) -> Dict[str, Any]:

@@ -37,7 +37,7 @@ from jetvit_daemon.hardware.probe import InstanceLock, detect_board
 from jetvit_daemon.pipeline.capture.factory import CaptureEnvironment, build_supervisors
 from jetvit_daemon.pipeline.capture.gst_pipeline import Target
 from jetvit_daemon.pipeline.capture.supervisor import SourceSupervisor
-from jetvit_daemon.pipeline.pipeline import Pipeline
+from jetvit_daemon.pipeline.pipeline import RECENT_S, Pipeline
 from jetvit_daemon.pipeline.postprocess import Top1Classifier
 from jetvit_daemon.pipeline.preprocess import Preprocessor
 from jetvit_daemon.pipeline.sinks import QueuedSink, ResultSink
@@ -322,6 +322,7 @@ def _pipeline_view(pipeline: Pipeline) -> Callable[[], PipelineView]:
         return PipelineView(arrival_fps=s.arrival_fps, processed_fps=s.processed_fps, dropped_fps=s.dropped_fps,
                             queue_depth=s.queue_depth, latency_p95_s=s.latency_p95_s, batch_size=s.batch_size,
                             arrival_recent_fps=s.arrival_recent_fps, busy_fraction=s.busy_fraction,
-                            window_s=s.window_s)
+                            window_s=s.window_s, processed_recent_fps=s.processed_recent_fps,
+                            recent_s=min(RECENT_S, s.window_s))
 
     return view

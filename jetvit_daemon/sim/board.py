@@ -155,6 +155,13 @@ class BoardPhysics:
         self.throttle_cap_hz = snap_down_hz(self._table, p.throttle_cap_hz)
         self._rail_specs = profile.rails
         self._total_is_sum = not any(r.role == ROLE_TOTAL for r in self._rail_specs)
+        # Memos of pure functions of the controls and inputs (see _effective_freq_hz, _update_power, step).
+        self._freq_memo: Dict[Tuple[int, Optional[int], bool], int] = {}
+        self._power_key: Optional[Tuple[float, float, int, int, int, float]] = None
+        self._power_memo: Tuple[float, float, Dict[str, float], float] = (0.0, 0.0, {}, 0.0)
+        self._decay_key: Optional[Tuple[float, float]] = None
+        self._decay = 1.0
+        self._rail_plans: Dict[int, List[Tuple[str, float, float, float, bool]]] = {}
 
         # controls
         self.mode_cap_hz: Optional[int] = None
@@ -256,29 +263,52 @@ class BoardPhysics:
         return self.ambient_c + self.r_c_per_w() * power_w
 
     def _effective_freq_hz(self) -> int:
+        key = (self.devfreq_max_hz, self.mode_cap_hz, self.throttled)
+        hit = self._freq_memo.get(key)
+        if hit is not None:
+            return hit
         cap = self.devfreq_max_hz
         if self.mode_cap_hz is not None:
             cap = min(cap, self.mode_cap_hz)
         if self.throttled:
             cap = min(cap, self.throttle_cap_hz)
-        return snap_down_hz(self._table, cap)
+        freq = self._freq_memo[key] = snap_down_hz(self._table, cap)
+        return freq
 
     def _update_power(self) -> None:
+        # The offline simulator steps ~36 000 times per simulated hour, most steps with the same inputs as the
+        # one before (idle, saturated, or a held configuration): the same inputs give the same outputs.
+        key = (self.gpu_util, self.cpu_util, self.gpu_freq_hz, self.active_tpcs, self.online_cores,
+               self.cpu_freq_ratio)
+        if key == self._power_key:
+            self.gpu_power_w, self.cpu_power_w, self.rails_w, self.power_w = self._power_memo
+            return
         self.gpu_power_w = self.gpu_power_w_at(self.gpu_util, self.gpu_freq_hz, self.active_tpcs)
         self.cpu_power_w = self.cpu_power_w_at(self.cpu_util, self.online_cores, self.cpu_freq_ratio)
-        cores = self.online_cores
+        gpu_w, cpu_w = self.gpu_power_w, self.cpu_power_w
         rails: Dict[str, float] = {}
         total = 0.0
-        for r in self._rail_specs:
-            if r.role == ROLE_NC:
-                continue
-            w = r.idle_w + r.core_idle_w * cores
-            w += r.gpu_share * self.gpu_power_w + r.cpu_share * self.cpu_power_w
-            rails[r.label] = w
-            if r.role == ROLE_TOTAL or (self._total_is_sum and r.role == ROLE_PART):
+        for label, base_w, gpu_share, cpu_share, in_total in self._rail_plan(self.online_cores):
+            w = base_w
+            w += gpu_share * gpu_w + cpu_share * cpu_w
+            rails[label] = w
+            if in_total:
                 total += w
         self.rails_w = rails
         self.power_w = total
+        self._power_key = key
+        self._power_memo = (self.gpu_power_w, self.cpu_power_w, rails, total)
+
+    def _rail_plan(self, cores: int) -> List[Tuple[str, float, float, float, bool]]:
+        """Each reported rail's idle power with `cores` online, its shares of GPU and CPU power, and whether it
+        counts in the module's total (NC rails are left out)."""
+        plan = self._rail_plans.get(cores)
+        if plan is None:
+            plan = self._rail_plans[cores] = [
+                (r.label, r.idle_w + r.core_idle_w * cores, r.gpu_share, r.cpu_share,
+                 r.role == ROLE_TOTAL or (self._total_is_sum and r.role == ROLE_PART))
+                for r in self._rail_specs if r.role != ROLE_NC]
+        return plan
 
     def step(self, dt_s: float, gpu_util: float, cpu_util: float = DEFAULT_CPU_UTIL) -> None:
         """Advance `dt_s` seconds with the GPU busy `gpu_util` and the CPUs `cpu_util` (0..1) of the time.
@@ -294,7 +324,10 @@ class BoardPhysics:
         self._update_power()
         if dt_s > 0:
             t_ss = self.steady_state_c(self.power_w)
-            self.tj_c = t_ss + (self.tj_c - t_ss) * math.exp(-dt_s / self.tau_s())
+            tau = self.tau_s()
+            if (dt_s, tau) != self._decay_key:
+                self._decay_key, self._decay = (dt_s, tau), math.exp(-dt_s / tau)
+            self.tj_c = t_ss + (self.tj_c - t_ss) * self._decay
             if self.throttled:
                 self.throttled_time_s += dt_s
             self.time_s += dt_s

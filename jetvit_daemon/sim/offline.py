@@ -20,7 +20,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from jetvit_daemon.governor.policy import Policy
 from jetvit_daemon.governor.policy_check import BoardFacts, load_checked
 from jetvit_daemon.hardware.base import GpuFreqState, Platform, PowerMode, TelemetrySample
 from jetvit_daemon.hardware.nvpmodel import ConfMode, NvpmodelConf, reboot_reason
-from jetvit_daemon.hardware.sensors import thermal_name
+from jetvit_daemon.hardware.sensors import thermal_name, throttle_trips_c
 from jetvit_daemon.hardware.telemetry_thread import STALE_INTERVALS
 from jetvit_daemon.pipeline.pipeline import RECENT_S
 from jetvit_daemon.sim.board import BoardPhysics
@@ -91,6 +91,11 @@ class OfflinePlatform(Platform):
     def power_modes(self) -> Sequence[PowerMode]:
         return self.conf.power_modes
 
+    def throttle_trips_c(self) -> Mapping[str, float]:
+        """The profile's zone trips, the very ones the live board writes to its sysfs tree (sim/live.py)."""
+        return throttle_trips_c((thermal_name(z.type), [(t.type, t.temp_c) for t in z.trips])
+                                for z in self.physics.profile.thermal_zones)
+
     def current_mode(self) -> PowerMode:
         return self._mode.power_mode
 
@@ -138,6 +143,9 @@ class Controller:
     rule = "fixed"
     reason = "one configuration throughout"
     _moved = False
+    # False: it never reads the pipeline's statistics or the telemetry (one configuration set at the start),
+    # so the simulation need not keep them for it.
+    observes = True
 
     def start(self, platform: OfflinePlatform, set_batch: Callable[[int, Optional[float]], int]) -> None: ...
 
@@ -195,6 +203,8 @@ class PolicyController(Controller):
 
 
 class StaticController(Controller):
+    observes = False
+
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self.name = f"static:{mode}"
@@ -254,6 +264,8 @@ def parse_fixed(spec: str) -> FixedConfig:
 
 class FixedController(Controller):
     """One configuration, set once at the start (the board boots in its mode, as for static:MODE)."""
+
+    observes = False
 
     def __init__(self, config: FixedConfig) -> None:
         self.config = config
@@ -382,6 +394,37 @@ class _Camera:
         return True
 
 
+# Arrivals depend only on the scenario, the seed and the step: no controller changes a camera. The oracle's runs
+# of one scenario and seed (~100) share them: kept for the last scenario simulated in this process.
+_ARRIVALS: Dict[Tuple[str, int, int, float], List[Tuple[float, ...]]] = {}
+
+
+def arrivals_per_step(scenario: Scenario, seed: int, steps: int, dt_s: float) -> List[Tuple[float, ...]]:
+    """Each step's frame arrival times (sorted), the cameras seeded with `seed`."""
+    key = (scenario.model_dump_json(), seed, steps, dt_s)
+    cached = _ARRIVALS.get(key)
+    if cached is not None:
+        return cached
+    rng = np.random.default_rng(seed)
+    cameras = [_Camera(compile_schedule(g.fps), g.activity, g.start_s, g.stop_s, rng)
+               for g in scenario.cameras for _ in range(g.count)]
+    out: List[Tuple[float, ...]] = []
+    empty: Tuple[float, ...] = ()
+    buf: List[float] = []
+    for i in range(steps):
+        t0 = i * dt_s
+        t1 = t0 + dt_s
+        buf.clear()
+        for cam in cameras:
+            cam.frames(t0, t1, buf)
+        if len(cameras) > 1:
+            buf.sort()
+        out.append(tuple(buf) if buf else empty)
+    _ARRIVALS.clear()
+    _ARRIVALS[key] = out
+    return out
+
+
 @dataclass
 class SimResult:
     summary: Dict[str, Any]
@@ -417,11 +460,17 @@ class _Windows:
             self.latencies.popleft()
 
     def arrived_since(self, t_s: float) -> int:
+        return self._since(t_s, 1)
+
+    def processed_since(self, t_s: float) -> int:
+        return self._since(t_s, 2)
+
+    def _since(self, t_s: float, field: int) -> int:
         n = 0
         for step in reversed(self.steps):
             if step[0] <= t_s:
                 break
-            n += step[1]
+            n += int(step[field])
         return n
 
     def p95_s(self) -> Optional[float]:
@@ -497,9 +546,6 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
     boot = boot_mode_for(controller_spec, boot_mode, conf, profile.name)
     clock = ManualClock(start_s=0.0, wall_offset_s=0.0)
     platform = OfflinePlatform(physics, conf, f"simulated {profile.long_name}", boot.name, clock)
-    rng = np.random.default_rng(seed)
-    cameras = [_Camera(compile_schedule(g.fps), g.activity, g.start_s, g.stop_s, rng)
-               for g in scenario.cameras for _ in range(g.count)]
     duration = scenario.duration_s if duration_s is None else duration_s
     warnings: List[str] = []
 
@@ -515,11 +561,14 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
 
     def view() -> PipelineView:
         span = min(windows.window_s, max(clock.monotonic(), dt_s))
-        recent = windows.arrived_since(clock.monotonic() - RECENT_S) / min(RECENT_S, span)
+        recent_s = min(RECENT_S, span)
+        since = clock.monotonic() - RECENT_S
         return PipelineView(arrival_fps=windows.arrived / span, processed_fps=windows.processed / span,
                             dropped_fps=windows.dropped / span, queue_depth=len(queue),
-                            latency_p95_s=windows.p95_s(), batch_size=batch[0], arrival_recent_fps=recent,
-                            busy_fraction=windows.busy_s / span, window_s=windows.window_s)
+                            latency_p95_s=windows.p95_s(), batch_size=batch[0],
+                            arrival_recent_fps=windows.arrived_since(since) / recent_s,
+                            busy_fraction=windows.busy_s / span, window_s=windows.window_s,
+                            processed_recent_fps=windows.processed_since(since) / recent_s, recent_s=recent_s)
 
     budget_w = budget.at(0.0) if budget is not None else None
     controller, slo_s = make_controller(controller_spec, clock, view, conf, physics, boot, budget_w)
@@ -554,8 +603,10 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
     budget_exceeded_s = 0.0
     row_arrived = row_processed = 0
     rows: List[Dict[str, Any]] = []
-    arrivals: List[float] = []
     steps = round(duration / dt_s)
+    per_step = arrivals_per_step(scenario, seed, steps, dt_s)
+    # The pipeline statistics and telemetry only a controller that reads them (or the timeline) needs.
+    observed = controller.observes or timeline
     for i in range(steps):
         t0 = i * dt_s
         t1 = t0 + dt_s
@@ -571,11 +622,7 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
                     controller.budget_changed(rounded)
             controller.tick()
             next_tick_s += controller.interval_s
-        arrivals.clear()
-        for cam in cameras:
-            cam.frames(t0, t1, arrivals)
-        if len(cameras) > 1:
-            arrivals.sort()
+        arrivals = per_step[i]
         step_dropped = 0
         for t in arrivals:
             queue.append(t)
@@ -605,7 +652,8 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
             finish = start + physics.inference_time_s(n)
             for _ in range(n):
                 latency = finish - queue.popleft()
-                windows.latencies.append((finish, latency))
+                if observed:
+                    windows.latencies.append((finish, latency))
                 if latency > slo_s:
                     violations += 1
             step_processed += n
@@ -613,7 +661,8 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
             busy_until = finish
         processed += step_processed
         dropped += step_dropped
-        windows.add_step(t1, len(arrivals), step_processed, step_dropped, busy_s)
+        if observed:
+            windows.add_step(t1, len(arrivals), step_processed, step_dropped, busy_s)
         row_arrived += len(arrivals)
         row_processed += step_processed
 
@@ -629,7 +678,8 @@ def simulate(board: str, controller_spec: str, scenario: Scenario, duration_s: O
             if budget_sum / len(budget_window) > budget_w:
                 budget_exceeded_s += dt_s
         if t1 >= next_telemetry_s - 1e-9:
-            publish()
+            if observed:
+                publish()
             next_telemetry_s += TELEMETRY_INTERVAL_S
         if timeline and t1 >= next_row_s + 1.0 - 1e-9:
             p95 = windows.p95_s()

@@ -5,7 +5,7 @@ from typing import Optional
 
 import pytest
 
-from jetvit_daemon.governor.decide import Memory, Observation, PipelineView, decide
+from jetvit_daemon.governor.decide import TREND_S, Heat, Memory, Observation, PipelineView, decide
 from jetvit_daemon.governor.policy import parse_policy
 from jetvit_daemon.hardware.base import TelemetrySample
 
@@ -37,6 +37,11 @@ def obs(now: float, tj: Optional[float] = 50.0, pipeline: PipelineView = CALM, p
                        board_power_avg_w=power)
 
 
+# The controller's memory of the last tick: 1 °C per 20 s rising (0.05 °C/s: 3 °C a minute ahead) or falling.
+RISING = Heat(at_s=99.0, temp_c=79.0, trend_c_per_s=0.05)
+FALLING = Heat(at_s=99.0, temp_c=78.0, trend_c_per_s=-0.05)
+
+
 def mem(index: int = 1, entered: float = 0.0, **kw) -> Memory:
     return Memory(index=index, entered_s=entered, **kw)
 
@@ -47,13 +52,18 @@ def mem(index: int = 1, entered: float = 0.0, **kw) -> Memory:
         ("steady: hold", obs(100), mem(1), 1, "hold"),
         ("critical drops to the lowest at once", obs(100, tj=91), mem(2, entered=99.9), 0, "critical"),
         ("critical at the lowest holds", obs(100, tj=95), mem(0), 0, "hold"),
-        ("hot steps down one", obs(100, tj=81), mem(2), 1, "hot"),
-        ("hot waits up_after_s in a fresh state", obs(100, tj=81), mem(2, entered=99), 2, "hold"),
+        # No trip points in these observations: the setpoint is hot_c (80 °C); no power known: a rung at a time.
+        ("heading over the setpoint steps down one", obs(100, tj=79), mem(2, heat=RISING), 1, "hot"),
+        ("hot waits for the trend in a fresh state", obs(100, tj=81), mem(2, entered=99, heat=RISING), 2, "hold"),
+        ("cooling below the setpoint: hold", obs(100, tj=78), mem(2, heat=FALLING), 2, "hold"),
         ("over budget steps down", obs(100, power=13.5), mem(2), 1, "budget"),
         ("SLO at risk, not yet persistent", obs(100, pipeline=LATE), mem(1), 1, "hold"),
         ("SLO at risk for up_after_s steps up", obs(100, pipeline=LATE), mem(1, up_since_s=98), 2, "slo"),
         ("SLO at risk 1.9 s: not yet", obs(100, pipeline=LATE), mem(1, up_since_s=98.1), 1, "hold"),
-        ("SLO at risk but warm: hold", obs(100, tj=72, pipeline=LATE), mem(1, up_since_s=90), 1, "hold"),
+        ("SLO at risk near the setpoint, no power known: hold", obs(100, tj=78, pipeline=LATE),
+         mem(1, up_since_s=90, heat=replace(RISING, temp_c=78, trend_c_per_s=0.02)), 1, "hold"),
+        ("SLO at risk well below the setpoint: step up", obs(100, tj=69, pipeline=LATE),
+         mem(1, up_since_s=90, heat=replace(RISING, temp_c=69)), 2, "slo"),
         ("SLO at risk near budget: hold", obs(100, power=11, pipeline=LATE), mem(1, up_since_s=90), 1, "hold"),
         ("SLO at risk at the top: hold", obs(100, pipeline=LATE), mem(2, up_since_s=90), 2, "hold"),
         ("drops are an SLO risk", obs(100, pipeline=replace(CALM, dropped_fps=2)), mem(1, up_since_s=90), 2, "slo"),
@@ -74,24 +84,27 @@ def test_rules(name, observation, memory, index, rule):
 
 
 def test_reason_names_the_sensor_value_and_threshold():
-    d = decide(POLICY, obs(100, tj=81.24), mem(2))
-    assert d.reason == "step down s2 → s1: tj 81.2 °C ≥ hot 80 °C"
+    d = decide(POLICY, obs(100, tj=79.24), mem(2, heat=RISING))
+    assert d.reason == ("step down s2 → s1: tj 79.2 °C, trend +3.0 °C/min, setpoint 80 °C: no power known: "
+                        "s2 over it")
     d = decide(POLICY, obs(100, pipeline=LATE), mem(1, up_since_s=90))
     assert d.reason == "step up s1 → s2: latency p95 300 ms > target 200 ms"
 
 
-def test_hot_hold_blocks_stepping_up_until_below_hot_minus_hysteresis():
-    m = decide(POLICY, obs(100, tj=82), mem(2)).memory
-    assert m.hot_hold and m.index == 1
-    # 76 °C: below hot but not below hot - hysteresis (75): still held, SLO risk does not step up.
-    d = decide(POLICY, obs(120, tj=76, pipeline=LATE), replace(m, up_since_s=110))
-    assert (d.index, d.memory.hot_hold) == (1, True)
-    # 74.9 °C: released from the hot hold, but still warm (≥ 70): no step up yet.
-    d = decide(POLICY, obs(121, tj=74.9, pipeline=LATE), replace(d.memory, up_since_s=110))
-    assert (d.index, d.rule, d.memory.hot_hold) == (1, "hold", False)
-    # 69 °C: below warm, and the persistent SLO risk steps up.
-    d = decide(POLICY, obs(122, tj=69, pipeline=LATE), d.memory)
-    assert (d.index, d.rule) == (2, "slo")
+def test_hot_steps_are_paced_by_the_trend_not_by_the_tick():
+    """Issue 14, mechanism 5: the old rule dropped a rung per up_after_s (2 s) while over hot_c, all the way
+    down within seconds; the temperature (τ of minutes) cannot have responded. Now one rung, then nothing
+    until the trend has had TREND_S to show the new state, and then only if still heading over the setpoint."""
+    d = decide(POLICY, obs(100, tj=81), mem(2, heat=replace(RISING, temp_c=81)))
+    assert (d.index, d.rule) == (1, "hot")
+    m = d.memory
+    # The new state cools at 3 °C a minute; the governor neither steps again before the trend can show it
+    # (the old rule: another rung 2 s later) nor after, once it shows the cooling.
+    for now in range(101, 100 + 3 * int(TREND_S)):
+        d = decide(POLICY, obs(now, tj=81 - 0.05 * (now - 100)), m)
+        assert (d.index, d.rule) == (1, "hold"), (now, d.reason)
+        m = d.memory
+    assert m.heat.trend_c_per_s < 0
 
 
 def test_need_timers_reset_when_the_need_goes_away():

@@ -2,6 +2,7 @@
 hold, with its rule) or passes to the next rule. `decide()` runs them in `RULE_ORDER`; test_decide*.py test the
 chain."""
 
+from dataclasses import replace
 from typing import Optional
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from jetvit_daemon.governor.decide import (
     RULE_ORDER,
     Decision,
+    Heat,
     Learned,
     Memory,
     Observation,
@@ -57,6 +59,9 @@ def obs(pipeline: PipelineView = CALM, tj: Optional[float] = 50.0, power_avg: fl
                        board_power_avg_w=power_avg)
 
 
+HOT_HEAT = Heat(at_s=NOW - 1, temp_c=80.0, trend_c_per_s=0.05)  # 3 °C a minute ahead, over the 80 °C setpoint
+
+
 def mem(index: int = 1, **kw) -> Memory:
     return Memory(index=index, entered_s=0.0, learned=(Learned(),) * 3, **kw)
 
@@ -80,8 +85,8 @@ def outcome(rule, o: Observation, m: Memory) -> Optional[str]:
         ("critical: below passes", rule_critical, obs(tj=89.9), mem(2), None),
         ("critical: at it, the lowest", rule_critical, obs(tj=90.0), mem(2), "critical 0"),
         ("critical: at the lowest, hold", rule_critical, obs(tj=95.0), mem(0), "hold 0"),
-        ("hot: below passes", rule_hot, obs(tj=79.9), mem(2), None),
-        ("hot: one rung down", rule_hot, obs(tj=80.0), mem(2), "hot 1"),
+        ("hot: far below the setpoint passes", rule_hot, obs(tj=60.0), mem(2, heat=HOT_HEAT), None),
+        ("hot: heading over the setpoint, a rung down", rule_hot, obs(tj=80.0), mem(2, heat=HOT_HEAT), "hot 1"),
         ("budget: within passes", rule_budget, obs(power_avg=12.0), mem(2), None),
         ("budget: over, one rung down", rule_budget, obs(power_avg=13.0), mem(2), "budget 1"),
         ("slo: no risk passes", rule_slo, obs(), mem(), None),
@@ -100,3 +105,27 @@ def test_each_rule_alone(name, rule, o, m, expected):
 def test_the_rules_run_in_the_documented_order():
     assert [r.__name__ for r in RULE_ORDER] == [
         "rule_stale", "rule_critical", "rule_hot", "rule_budget", "rule_slo", "rule_headroom"]
+
+
+TRIPS = {"tj": 99.0, "cpu": 99.0}  # Orin's passive trips (sim/boards.py, as its sysfs tree declares them)
+
+
+@pytest.mark.parametrize(
+    "name, rule, tj, trips, expected",
+    [
+        # The old rule stepped down at the fixed hot_c (80 °C) whatever the board: the trips now set the
+        # setpoint (99 - 4 = 95 °C) and the last resort (99 - 1 = 98 °C).
+        ("hot: 85 °C rising, far from the trip", rule_hot, 85.0, TRIPS, None),
+        ("hot: 85 °C rising, no trips: the hot_c setpoint", rule_hot, 85.0, {}, "hot 1"),
+        ("hot: 93 °C rising to the 95 °C setpoint", rule_hot, 93.0, TRIPS, "hot 1"),
+        ("critical: 95 °C, below the trip's last resort", rule_critical, 95.0, TRIPS, None),
+        ("critical: 95 °C, no trips: critical_c", rule_critical, 95.0, {}, "critical 0"),
+        ("critical: 98 °C, a degree below the trip", rule_critical, 98.0, TRIPS, "critical 0"),
+        # For `sensor: tj`, its own trip; a sensor without one is held below the lowest trip of any zone.
+        ("hot: its own sensor's trip", rule_hot, 93.0, {"tj": 105.0, "cpu": 99.0}, None),
+        ("hot: no trip of its own, the lowest", rule_hot, 93.0, {"gpu": 99.0}, "hot 1"),
+    ],
+)
+def test_the_boards_trip_points_set_the_setpoint_and_the_last_resort(name, rule, tj, trips, expected):
+    o = replace(obs(tj=tj), throttle_trips_c=trips)
+    assert outcome(rule, o, mem(2, heat=replace(HOT_HEAT, temp_c=tj))) == expected, name

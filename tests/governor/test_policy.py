@@ -48,3 +48,22 @@ def test_invalid_policies_name_file_line_and_field(text, expected):
     with pytest.raises(PolicyError) as info:
         parse_policy(text, "p.yaml")
     assert expected in str(info.value)
+
+
+def test_a_policy_from_before_the_thermal_setpoint_still_loads():
+    """Files written for the fixed thresholds (warm_c, hot_c, critical_c, hysteresis_c) keep loading; the new
+    setpoint fields take their defaults."""
+    policy = parse_policy(GOOD + "thermal: {sensor: tj, warm_c: 70, hot_c: 80, critical_c: 90, hysteresis_c: 5}\n",
+                          "old.yaml")
+    th = policy.thermal
+    assert (th.hot_c, th.critical_c, th.setpoint_margin_c, th.critical_margin_c) == (80.0, 90.0, 4.0, 1.0)
+
+
+@pytest.mark.parametrize("thermal, message", [
+    ("{setpoint_margin_c: 2, critical_margin_c: 2}", "critical_margin_c must be below setpoint_margin_c"),
+    ("{setpoint_margin_c: 0}", "setpoint_margin_c"),
+    ("{k_p_w_per_c: -1}", "k_p_w_per_c"),
+])
+def test_thermal_controller_fields_are_validated(thermal, message):
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(GOOD + f"thermal: {thermal}\n", "p.yaml")

@@ -117,14 +117,48 @@ class FakeDevice:
         return FakeContext(self._cuda)
 
 
+def _address(arr: np.ndarray) -> int:
+    return int(arr.__array_interface__["data"][0])
+
+
+class RegisteredHostMemory:
+    """pycuda.driver.RegisteredHostMemory: the page-lock of an existing array (`base`), until `unregister()`.
+    It exposes the registered array's memory (`__array_interface__`), so the array `register_host_memory` returns
+    has it as its `base`, as pycuda's does."""
+
+    def __init__(self, cuda: "FakeCuda", ary: np.ndarray) -> None:
+        self._cuda = cuda
+        self.base = ary
+        self.address = int(ary.__array_interface__["data"][0])
+        self.nbytes = int(ary.nbytes)
+        self.valid = True
+        self.__array_interface__ = dict(ary.__array_interface__)
+
+    def unregister(self) -> None:
+        # pycuda's free() activates the context the memory was registered in itself: no current context needed.
+        if not self.valid:
+            raise LogicError("registered_host_memory::free failed: invalid resource handle")
+        self.valid = False
+        self._cuda.registered.remove(self)
+        self._cuda.calls.append(("unregister", self.address, self.nbytes))
+
+
 class FakeCuda:
-    """Stand-in of `pycuda.driver`."""
+    """Stand-in of `pycuda.driver`. `host_register`: how `register_host_memory` behaves: "ok"; "unsupported"
+    (Jetson TX2's CUDA: LogicError "cuMemHostRegister failed: operation not supported", pycuda issue #229);
+    "numpy-base" (pycuda 2024.1 and later: the memory gets registered, then building the returned array fails,
+    SystemError from ValueError "Cannot set the NumPy array 'base' dependency more than once", pycuda issue
+    #459; the registration is never released)."""
 
     Error = Error
     LogicError = LogicError
+    PAGE = 4096  # pycuda's register_host_memory documentation: the data address and size must be page-aligned
 
-    def __init__(self, cc: Tuple[int, int] = (8, 7), gpu_name: str = "Orin", device_count: int = 1) -> None:
+    def __init__(self, cc: Tuple[int, int] = (8, 7), gpu_name: str = "Orin", device_count: int = 1,
+                 host_register: str = "ok") -> None:
         self.cc, self.gpu_name, self.device_count = cc, gpu_name, device_count
+        self.host_register = host_register
+        self.registered: List[RegisteredHostMemory] = []
         self.calls: List[Tuple[Any, ...]] = []
         self.initialised = False
         self.retained = 0
@@ -165,7 +199,33 @@ class FakeCuda:
             base = p.__array_interface__["data"][0]
             if base <= start and start + arr.nbytes <= base + p.nbytes:
                 return True
-        return False
+        return any(r.address <= start and start + arr.nbytes <= r.address + r.nbytes for r in self.registered)
+
+    def register_host_memory(self, ary: Any, flags: int = 0) -> np.ndarray:
+        """pycuda.driver.register_host_memory(ary, flags=0): page-lock an existing contiguous numpy array; returns
+        an array sharing its memory whose `base` is the RegisteredHostMemory (whose `base` is `ary`)."""
+        if not isinstance(ary, np.ndarray):
+            raise LogicError("register_host_memory failed: invalid argument - ary argument is not a numpy array")
+        if not ary.flags.c_contiguous:
+            raise LogicError("register_host_memory failed: invalid argument - ary argument is not contiguous")
+        self._require_context("cuMemHostRegister")
+        if self.host_register == "unsupported":
+            raise LogicError("cuMemHostRegister failed: operation not supported")
+        address, nbytes = int(ary.__array_interface__["data"][0]), int(ary.nbytes)
+        if address % self.PAGE or nbytes % self.PAGE or nbytes == 0:
+            raise LogicError("cuMemHostRegister failed: invalid argument")
+        if any(r.address < address + nbytes and address < r.address + r.nbytes for r in self.registered):
+            raise LogicError("cuMemHostRegister failed: part or all of the requested memory range is already "
+                             "mapped")
+        regmem = RegisteredHostMemory(self, ary)
+        self.registered.append(regmem)
+        self.calls.append(("register_host_memory", address, nbytes, flags))
+        if self.host_register == "numpy-base":
+            try:
+                raise ValueError("Cannot set the NumPy array 'base' dependency more than once")
+            except ValueError as exc:
+                raise SystemError("<Boost.Python.function object> returned a result with an exception set") from exc
+        return np.asarray(regmem)
 
     def mem_alloc(self, nbytes: int) -> DeviceAllocation:
         self._require_context("cuMemAlloc")
@@ -208,7 +268,7 @@ class FakeCuda:
         self._require_context("cuMemcpyHtoDAsync")
         src = self._check_host(src, "memcpy_htod_async", writable=False)
         mem, offset = self._region(int(dest), src.nbytes, "cuMemcpyHtoDAsync")
-        self.calls.append(("memcpy_htod_async", int(dest), src.nbytes, self.is_pinned(src)))
+        self.calls.append(("memcpy_htod_async", int(dest), src.nbytes, _address(src), self.is_pinned(src)))
 
         def copy() -> None:  # the DMA reads host memory when it runs, not when it is enqueued
             mem[offset : offset + src.nbytes] = src.tobytes()
@@ -219,7 +279,7 @@ class FakeCuda:
         self._require_context("cuMemcpyDtoHAsync")
         dest = self._check_host(dest, "memcpy_dtoh_async", writable=True)
         mem, offset = self._region(int(src), dest.nbytes, "cuMemcpyDtoHAsync")
-        self.calls.append(("memcpy_dtoh_async", int(src), dest.nbytes, self.is_pinned(dest)))
+        self.calls.append(("memcpy_dtoh_async", int(src), dest.nbytes, _address(dest), self.is_pinned(dest)))
 
         def copy() -> None:
             dest.reshape(-1).view(np.uint8)[:] = np.frombuffer(bytes(mem[offset : offset + dest.nbytes]), np.uint8)
@@ -972,3 +1032,28 @@ def _class_attribute(cls: type, name: str) -> Any:
         if name in vars(klass):
             return vars(klass)[name]
     return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# as importable modules, for another process
+
+
+def write_importable(directory: Path, version: str, cc: Tuple[int, int] = (8, 7), gpu_name: str = "Orin",
+                     host_register: str = "ok") -> Path:
+    """Modules `tensorrt` and `pycuda.driver` in `directory` that ARE this stand-in (one FakeTensorRT at `version`
+    over one shared FakeCuda), for a process that imports them by name (the inference worker, started by the real
+    daemon): put `directory` on that process's PYTHONPATH. Returns `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "_fake_gpu.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+        "import fake_trt\n"
+        f"CUDA = fake_trt.FakeCuda(cc={tuple(cc)!r}, gpu_name={gpu_name!r}, host_register={host_register!r})\n"
+        f"TRT = fake_trt.FakeTensorRT({version!r}, CUDA)\n")
+    # A module may replace itself in sys.modules while it is imported: `import tensorrt` then gives the object.
+    replace = "import sys\nimport _fake_gpu\nsys.modules[__name__] = _fake_gpu.{}\n"
+    (directory / "tensorrt.py").write_text(replace.format("TRT"))
+    (directory / "pycuda").mkdir(exist_ok=True)
+    (directory / "pycuda" / "__init__.py").write_text("")
+    (directory / "pycuda" / "driver.py").write_text(replace.format("CUDA"))
+    return directory

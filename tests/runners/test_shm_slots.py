@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from jetvit_daemon.runners.shm_slots import ALIGN, SlotFile, SlotLayout, TensorLayout
+from jetvit_daemon.runners.shm_slots import ALIGN, PAGE, SlotFile, SlotLayout, TensorLayout
 
 
 def layout(n_slots: int = 2) -> SlotLayout:
@@ -19,7 +19,8 @@ def test_layout_is_fixed_by_shape_dtype_and_max_batch():
     assert lay.offsets["pixel_values"] == 0
     assert lay.offsets["logits"] == 8 * 3 * 32 * 32 * 4  # already a multiple of ALIGN
     assert lay.offsets["ids"] % ALIGN == 0 and lay.offsets["ids"] >= lay.offsets["logits"] + 8 * 10 * 4
-    assert lay.total_nbytes == 2 * lay.slot_nbytes
+    # whole pages (the TensorRT runner page-locks the whole mapping), the least that holds both slots
+    assert lay.total_nbytes % PAGE == 0 and 0 <= lay.total_nbytes - 2 * lay.slot_nbytes < PAGE
     assert SlotLayout.from_dict(lay.to_dict()) == lay
 
 
@@ -68,5 +69,22 @@ def test_attaching_with_another_layout_is_refused(tmp_path):
     try:
         with pytest.raises(ValueError, match="the layout needs"):
             SlotFile.attach(slots.path, layout(3))
+    finally:
+        slots.close()
+
+
+def test_the_whole_mapping_is_one_page_aligned_array_for_page_locking(tmp_path):
+    slots = SlotFile.create(layout(), str(tmp_path))
+    try:
+        memory = slots.memory()
+        assert memory.dtype == np.uint8 and memory.nbytes == slots.layout.total_nbytes
+        start = memory.__array_interface__["data"][0]
+        assert start % PAGE == 0 and memory.nbytes % PAGE == 0
+        for k in range(slots.n_slots):  # every slot's areas lie inside it
+            for view in [slots.input(k), *slots.outputs(k).values()]:
+                address = view.__array_interface__["data"][0]
+                assert start <= address and address + view.nbytes <= start + memory.nbytes
+        slots.input(1)[0, 0, 0, 0] = 1.5
+        assert memory.view(np.float32)[slots.layout.slot_nbytes // 4] == 1.5  # the same memory
     finally:
         slots.close()

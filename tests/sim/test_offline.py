@@ -107,3 +107,25 @@ def test_cli_table_and_bad_static_mode(capsys):
     assert main(["simulate", "--policy", "static:TURBO", "--duration", "30"]) == 2
     assert "static:TURBO: no such power mode on orin-nano-super (have: 15W, 25W, MAXN_SUPER)" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("board", ["orin-nano-super", "nano", "agx-orin-64gb"])
+def test_the_offline_board_declares_the_trip_points_its_sysfs_tree_has(tmp_path, board):
+    """One home for the fact: the governor reads the same throttling trips offline (OfflinePlatform) as the
+    daemon reads from the live simulated board's thermal zones (SysfsTelemetry over its tree)."""
+    from jetvit_daemon.clock import ManualClock
+    from jetvit_daemon.hardware.sensors import SysfsTelemetry, throttle_trips_c
+    from jetvit_daemon.hardware.sysfs import SysfsTree
+    from jetvit_daemon.sim.board import BoardPhysics
+    from jetvit_daemon.sim.boards import get_profile, load_conf
+    from jetvit_daemon.sim.live import create_tree
+    from jetvit_daemon.sim.offline import OfflinePlatform
+
+    create_tree(board, tmp_path)
+    zones = SysfsTelemetry(SysfsTree(tmp_path), ManualClock()).thermal_zones()
+    from_sysfs = throttle_trips_c((z.name, [(t.type, t.temp_c) for t in z.trips]) for z in zones)
+    profile = get_profile(board)
+    offline = OfflinePlatform(BoardPhysics(profile), load_conf(profile), "test").throttle_trips_c()
+    assert from_sysfs and offline == from_sysfs
+    # The first throttling trip is the passive one, where the simulated board throttles the GPU.
+    assert min(offline.values()) == BoardPhysics(profile).throttle_trip_c
