@@ -220,7 +220,7 @@ def main() -> None:
     rows = efficiency_table(args)
     if args.latency:
         print()
-        rows += [""] + latency_table(args)
+        rows += ["", *latency_table(args)]
     print("\n" + "\n".join(rows))
 
 

@@ -32,7 +32,7 @@ def batch_time_s(n: int, first_ms: float = ORIN_NANO_VIT_TINY_FIRST_MS,
                  extra_ms: float = ORIN_NANO_VIT_TINY_EXTRA_MS) -> float:
     """T(n) = first + extra × (n − 1), in seconds: how long a batch of n frames keeps the simulated GPU busy."""
     if n < 1:
-        raise ValueError("a batch has at least one frame, got {}".format(n))
+        raise ValueError(f"a batch has at least one frame, got {n}")
     return (first_ms + extra_ms * (n - 1)) / 1000.0
 
 
@@ -59,8 +59,8 @@ class GpuLikeRunner(Runner):
             manifest = load_manifest(self.model_path)
         self.manifest = manifest
         if classes < 1 or first_ms <= 0 or extra_ms < 0:
-            raise EngineError("gpu-like runner: need classes >= 1, first_ms > 0 and extra_ms >= 0, got {}, {}, {}"
-                              .format(classes, first_ms, extra_ms))
+            raise EngineError(f"gpu-like runner: need classes >= 1, first_ms > 0 and extra_ms >= 0, got {classes}, {first_ms}, {extra_ms}"
+                              )
         self.first_ms, self.extra_ms = float(first_ms), float(extra_ms)
         self._sleep, self._now = sleep, now
         spec = manifest.input
@@ -74,8 +74,7 @@ class GpuLikeRunner(Runner):
     def info(self) -> RunnerInfo:
         return RunnerInfo(
             runner="gpu-like",
-            device="simulated GPU: {:g} ms + {:g} ms per further frame, CPU idle".format(self.first_ms,
-                                                                                       self.extra_ms),
+            device=f"simulated GPU: {self.first_ms:g} ms + {self.extra_ms:g} ms per further frame, CPU idle",
             model_path=str(self.model_path),
             input=self.manifest.input,
             output_names=tuple(self.manifest.outputs),
@@ -90,8 +89,7 @@ class GpuLikeRunner(Runner):
                 list(batch.shape)))
         n = int(batch.shape[0])
         if not 1 <= n <= self._max_batch:
-            raise EngineError("{}: batch of {}; this model takes 1..{} images".format(self.model_path, n,
-                                                                                    self._max_batch))
+            raise EngineError(f"{self.model_path}: batch of {n}; this model takes 1..{self._max_batch} images")
         # Until the batch's end, as a host thread blocked on the GPU's completion event: no CPU meanwhile.
         end_s = start_s + batch_time_s(n, self.first_ms, self.extra_ms)
         remaining_s = end_s - self._now()
