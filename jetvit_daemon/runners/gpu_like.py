@@ -59,8 +59,8 @@ class GpuLikeRunner(Runner):
             manifest = load_manifest(self.model_path)
         self.manifest = manifest
         if classes < 1 or first_ms <= 0 or extra_ms < 0:
-            raise EngineError(f"gpu-like runner: need classes >= 1, first_ms > 0 and extra_ms >= 0, got {classes}, {first_ms}, {extra_ms}"
-                              )
+            raise EngineError("gpu-like runner: need classes >= 1, first_ms > 0 and extra_ms >= 0, "
+                              f"got {classes}, {first_ms}, {extra_ms}")
         self.first_ms, self.extra_ms = float(first_ms), float(extra_ms)
         self._sleep, self._now = sleep, now
         spec = manifest.input
