@@ -65,7 +65,7 @@ class Thermal(_Strict):
                                                 "declares no throttling trip point")
     hysteresis_c: float = Field(5.0, ge=0.0, description="accepted for older files; no longer used")
     setpoint_margin_c: float = Field(
-        4.0, gt=0, le=30, description="hold the sensor this far below the first throttling trip point")
+        3.0, gt=0, le=30, description="hold the sensor this far below the first throttling trip point")
     critical_margin_c: float = Field(
         1.0, ge=0, le=30, description="at or above the trip minus this: the lowest state at once (last resort)")
     engage_c: float = Field(

@@ -502,10 +502,34 @@ def test_regression_a_failed_probe_was_repeated_every_down_after_s():
 SHIPPED = load_policy(DEFAULT_POLICY_FILE)
 URGENT = {"critical", "hot", "stale", "budget"}
 TICKS = 600
-# The shipped ladder's true power at full load on the simulated Orin Nano Super (docs/SIMULATION.md budgets:
-# 15W 14.3 W, 25W 22.9 W, MAXN_SUPER 26.6 W; eco is 15W capped at 408 MHz), idle about 5 W.
-FULL_LOAD_W = [10.0, 14.3, 22.9, 26.6]
 IDLE_W = 5.0
+
+
+def _shipped_on_the_super() -> Tuple[List[float], List[float]]:
+    """The shipped ladder's GPU clock and true full-load power per state on the simulated Orin Nano Super
+    (15W 14.3 W, 25W 22.9 W, MAXN_SUPER 26.6 W at their own maxima, docs/SIMULATION.md)."""
+    from jetvit_daemon.sim.board import BoardPhysics
+    from jetvit_daemon.sim.boards import get_profile, load_conf, snap_down_hz
+
+    profile = get_profile("orin-nano-super")
+    conf = load_conf(profile)
+    freqs, watts = [], []
+    for state in SHIPPED.ladder:
+        phys = BoardPhysics(profile)
+        mode = conf.mode_by_name(state.mode)
+        assert mode is not None
+        phys.apply_mode(conf, mode)
+        top = phys.devfreq_max_hz
+        cap = snap_down_hz(phys.table_hz(), min(state.gpu_cap_hz or top, top))
+        phys.set_controls(phys.mode_cap_hz, cap, phys.devfreq_min_hz, phys.online_cores, phys.active_tpcs,
+                          phys.cpu_freq_ratio)
+        phys.step(1.0, 1.0)
+        freqs.append(float(phys.gpu_freq_hz))
+        watts.append(phys.power_w)
+    return freqs, watts
+
+
+SHIPPED_FREQS, FULL_LOAD_W = _shipped_on_the_super()
 
 
 @dataclass(frozen=True)
@@ -527,7 +551,7 @@ def _simulate(policy: Policy, seed: int, budget_w: Optional[float], random_laten
     rnd = random.Random(seed)
     top_fps = rnd.uniform(40.0, 200.0)
     # Capacity scales with the clock, give or take: estimates from one state to another may be wrong.
-    caps = sorted(top_fps * f / FREQS[-1] * rnd.uniform(0.7, 1.3) for f in FREQS)
+    caps = sorted(top_fps * f / SHIPPED_FREQS[-1] * rnd.uniform(0.7, 1.3) for f in SHIPPED_FREQS)
     ambient_c, c_per_w, temp_noise = rnd.uniform(15.0, 50.0), rnd.uniform(0.5, 2.5), rnd.uniform(0.0, 2.0)
     spike_p = rnd.uniform(0.0, 0.01)
     step_p, stale_p = rnd.uniform(0.0, 0.05), rnd.uniform(0.0, 0.01)
@@ -573,7 +597,7 @@ def _simulate(policy: Policy, seed: int, budget_w: Optional[float], random_laten
                                 arrival_recent_fps=demand, busy_fraction=util, window_s=10.0)
         o = Observation(now_s=now, telemetry=sample if fresh else None, telemetry_fresh=fresh, pipeline=pipeline,
                         board_power_avg_w=sum(powers) / len(powers))
-        d = decide(policy, o, memory, FREQS)
+        d = decide(policy, o, memory, SHIPPED_FREQS)
         if d.index != memory.index:
             explored = d.index < memory.index and d.memory.learned[d.index].capacity_fps is None
             left_unmeasured = d.memory.learned[memory.index].capacity_fps is None

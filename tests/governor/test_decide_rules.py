@@ -114,16 +114,16 @@ TRIPS = {"tj": 99.0, "cpu": 99.0}  # Orin's passive trips (sim/boards.py, as its
     "name, rule, tj, trips, expected",
     [
         # The old rule stepped down at the fixed hot_c (80 °C) whatever the board: the trips now set the
-        # setpoint (99 - 4 = 95 °C) and the last resort (99 - 1 = 98 °C).
+        # setpoint (99 - 3 = 96 °C) and the last resort (99 - 1 = 98 °C).
         ("hot: 85 °C rising, far from the trip", rule_hot, 85.0, TRIPS, None),
         ("hot: 85 °C rising, no trips: the hot_c setpoint", rule_hot, 85.0, {}, "hot 1"),
-        ("hot: 93 °C rising to the 95 °C setpoint", rule_hot, 93.0, TRIPS, "hot 1"),
+        ("hot: 94 °C rising to the 96 °C setpoint", rule_hot, 94.0, TRIPS, "hot 1"),
         ("critical: 95 °C, below the trip's last resort", rule_critical, 95.0, TRIPS, None),
         ("critical: 95 °C, no trips: critical_c", rule_critical, 95.0, {}, "critical 0"),
         ("critical: 98 °C, a degree below the trip", rule_critical, 98.0, TRIPS, "critical 0"),
         # For `sensor: tj`, its own trip; a sensor without one is held below the lowest trip of any zone.
         ("hot: its own sensor's trip", rule_hot, 93.0, {"tj": 105.0, "cpu": 99.0}, None),
-        ("hot: no trip of its own, the lowest", rule_hot, 93.0, {"gpu": 99.0}, "hot 1"),
+        ("hot: no trip of its own, the lowest", rule_hot, 94.0, {"gpu": 99.0}, "hot 1"),
     ],
 )
 def test_the_boards_trip_points_set_the_setpoint_and_the_last_resort(name, rule, tj, trips, expected):

@@ -56,7 +56,7 @@ def test_a_policy_from_before_the_thermal_setpoint_still_loads():
     policy = parse_policy(GOOD + "thermal: {sensor: tj, warm_c: 70, hot_c: 80, critical_c: 90, hysteresis_c: 5}\n",
                           "old.yaml")
     th = policy.thermal
-    assert (th.hot_c, th.critical_c, th.setpoint_margin_c, th.critical_margin_c) == (80.0, 90.0, 4.0, 1.0)
+    assert (th.hot_c, th.critical_c, th.setpoint_margin_c, th.critical_margin_c) == (80.0, 90.0, 3.0, 1.0)
 
 
 @pytest.mark.parametrize("thermal, message", [
@@ -67,3 +67,19 @@ def test_a_policy_from_before_the_thermal_setpoint_still_loads():
 def test_thermal_controller_fields_are_validated(thermal, message):
     with pytest.raises(PolicyError, match=message):
         parse_policy(GOOD + f"thermal: {thermal}\n", "p.yaml")
+
+
+@pytest.mark.parametrize("mhz", [612, 714, 816, 918])
+def test_the_shipped_ladder_has_a_rung_at_every_25w_clock_from_15w_s_top_to_25w_s(mhz):
+    """Issue 14, mechanism 7: the shipped ladder went from 15W at 612 MHz straight to 25W at 918 MHz (6-7 W
+    apart): a load just over 15W's capacity, or a board too hot for 25W at full clock, had nothing between.
+    Every table clock in between (the simulated Super's 714 and 816 MHz) is a rung."""
+    from jetvit_daemon.sim.boards import get_profile, load_conf
+    conf = load_conf(get_profile("orin-nano-super"))
+    mode_max = {m.name: m.power_mode.gpu_max_freq_hz for m in conf.modes}
+    clocks = set()
+    for st in load_policy(DEFAULT_POLICY_FILE).ladder:
+        top = mode_max[st.mode]
+        cap = st.gpu_cap_hz if st.gpu_cap_hz is not None else top
+        clocks.add(round(min(cap, top) / 1e6) if top is not None else round(cap / 1e6) if cap else None)
+    assert mhz in clocks
