@@ -12,18 +12,22 @@ Rules, most urgent first:
                                     per TREND_S; no step up over it
   board power over the budget     → step down to a state measured within the budget
   SLO at risk for `up_after_s`    → step up, within the thermal ceiling and the budget: straight to the lowest state
-                                    whose measured capacity covers demand × (1 + margin). Judged only on
+                                    whose capacity (measured, else the larger of the clock-scaled capacity
+                                    and the clock-scaled floors) covers demand × (1 + margin), demand taking
+                                    the recent arrival rate, so a sharp rise is one move. Judged only on
                                     figures of the current state: the window's latency, drops and processed
                                     rate a window after the move (or after the backlog it inherited cleared),
                                     the recent rates (a backlog growing now) once they are its own
-  headroom for `down_after_s`     → step down, only if the lower state's measured capacity still covers
-                                    demand × (1 + margin) (after `min_state_s` in the state)
+  headroom for `down_after_s`     → step down, only if the lower state's capacity (measured, else estimated
+                                    as above) still covers demand × (1 + margin) (after `min_state_s` in the
+                                    state): no probe of a state the clock-scaled floor says cannot cope
 
 What the governor learns per state (carried in `Memory.learned`): its capacity in frames/s (processed rate over
 the share of time inference was busy, measured only while saturated, once the state has held for a stats
-window) and the board power in it. A lower state never seen saturated is explored one rung at a time, slowly;
-one seen falling behind itself is marked "fell short" at that demand and not probed again at it for
-`FELL_SHORT_TTL_S`.
+window), its floor (the same ratio at any load with inference busy ≥ FLOOR_MIN_BUSY: at least what the state
+can do, so a short or light episode teaches something) and the board power in it. A lower state never seen
+saturated is explored one rung at a time, slowly; one seen falling behind itself is marked "fell short" at
+that demand and not probed again at it for `FELL_SHORT_TTL_S`.
 """
 
 from dataclasses import dataclass, field, replace
@@ -51,6 +55,9 @@ INTEGRAL_BOUND_C = 3.0
 # go, a scene gets busier), and a failed probe costs a few seconds of backlog, so one retry per five minutes is
 # cheap next to staying a rung too high for the rest of the day.
 FELL_SHORT_TTL_S = 300.0
+# A capacity floor is learned once inference was busy this share of the window: a few batches already give
+# frames per busy second (the ratio is exact per batch); below it the window may hold none of this state's.
+FLOOR_MIN_BUSY = 0.05
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,9 @@ class Learned:
     # the applied state): a probe that failed is not repeated until demand is clearly lower, or the mark expires.
     insufficient_fps: Optional[float] = None
     insufficient_s: Optional[float] = None  # when it was marked (None: no expiry known)
+    # Processed frames per busy second at whatever load it had: at least what the state can do (batches that
+    # do not fill cost more per frame), learned without saturation, so a short episode teaches something.
+    floor_fps: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -187,9 +197,14 @@ def learn(policy: Policy, obs: Observation, memory: Memory) -> Memory:
         p = obs.pipeline
         busy = p.busy_fraction
         saturated = busy is not None and busy >= policy.capacity.min_busy and p.queue_depth >= p.batch_size
-        if in_state_s >= p.window_s and saturated and p.processed_fps > 0 and busy is not None:
-            # Processed frames over the share of time spent processing: what the state would do at 100 %.
-            current = replace(current, capacity_fps=_ewma(current.capacity_fps, p.processed_fps / busy))
+        own_window = in_state_s >= p.window_s
+        if own_window and busy is not None and busy >= FLOOR_MIN_BUSY and p.processed_fps > 0:
+            # Processed frames over the share of time spent processing: what the state would do at 100 % busy
+            # with batches as full as now. Saturated, that is its capacity; otherwise a lower bound.
+            rate = p.processed_fps / busy
+            if saturated:
+                current = replace(current, capacity_fps=_ewma(current.capacity_fps, rate))
+            current = replace(current, floor_fps=_ewma(current.floor_fps, rate))
         power = obs.telemetry.board_power_w if obs.telemetry is not None else None
         if in_state_s >= POWER_SETTLE_S and power is not None:
             current = replace(current, power_w=_ewma(current.power_w, power))
@@ -254,18 +269,31 @@ def has_headroom(policy: Policy, p: PipelineView) -> Optional[str]:
 
 
 def capacity_of(memory: Memory, j: int, state_freqs_hz: Optional[Sequence[float]]) -> Optional[float]:
-    """State j's capacity: measured, or else scaled by GPU clock from the nearest measured state (inference
-    time of a GPU-bound ViT goes as 1/f, docs/SIMULATION.md "Inference time"); None when nothing is known."""
+    """State j's capacity: measured, or else the larger of the estimate scaled by GPU clock from the nearest
+    measured state (inference time of a GPU-bound ViT goes as 1/f, docs/SIMULATION.md "Inference time") and
+    its floor (`floor_of`); None when nothing is known."""
     measured = memory.learned[j].capacity_fps
-    if measured is not None or not state_freqs_hz:
+    if measured is not None:
         return measured
+    estimates = [floor_of(memory, j, state_freqs_hz)]
     known = [(abs(i - j), i) for i, lr in enumerate(memory.learned) if lr.capacity_fps is not None]
-    if not known:
-        return None
-    ref = min(known)[1]
-    ref_cap = memory.learned[ref].capacity_fps
-    assert ref_cap is not None
-    return ref_cap * state_freqs_hz[j] / state_freqs_hz[ref]
+    if known and state_freqs_hz:
+        ref = min(known)[1]
+        ref_cap = memory.learned[ref].capacity_fps
+        assert ref_cap is not None
+        estimates.append(ref_cap * state_freqs_hz[j] / state_freqs_hz[ref])
+    return max((e for e in estimates if e is not None), default=None)
+
+
+def floor_of(memory: Memory, j: int, state_freqs_hz: Optional[Sequence[float]]) -> Optional[float]:
+    """State j's floor: the largest of the states' floors, each scaled by GPU clock to j (scaled down, a lower
+    bound still; scaled up, an estimate, which batches fuller than when it was learned tend to offset); without
+    clocks, j's own only; None when there is none."""
+    floors = [(i, lr.floor_fps) for i, lr in enumerate(memory.learned) if lr.floor_fps is not None]
+    if not state_freqs_hz:
+        floors = [(i, f) for i, f in floors if i == j]
+        return floors[0][1] if floors else None
+    return max((f * state_freqs_hz[j] / state_freqs_hz[i] for i, f in floors), default=None)
 
 
 def _within_budget(policy: Policy, learned: Learned, share: float = 1.0) -> bool:

@@ -10,6 +10,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
+
 from jetvit_daemon.clock import Clock
 from jetvit_daemon.pipeline.batcher import Batcher
 from jetvit_daemon.pipeline.capture.base import FrameSourceCapture
@@ -198,6 +200,7 @@ class Pipeline:
         self._slots.wake_all()
         for w in self._stage_workers:
             w.stop(timeout_s)
+        self._pre.close()
         for sink in self._sinks:
             sink.close()
 
@@ -312,25 +315,33 @@ class Pipeline:
             if done is None:
                 continue
             try:
-                self._finish(done)
+                # The slot goes back before postprocessing (its logits copied: n × classes, small), so the
+                # inference thread refills it while this one works: the worker always has a batch queued.
+                logits = done.outputs[self._post.output_name].copy() if done.outputs is not None else None
+            except Exception as exc:  # an output the manifest names but the worker did not return
+                logits = exc
+            finally:
+                executor.release(done.slot)
+            try:
+                self._finish(done, logits)
             except Exception as exc:  # one batch is the loop boundary: report, count, go on
                 self._batch_failed(done.n, exc)
             else:
                 if not done.lost:
                     self._batch_succeeded()
-            finally:
-                executor.release(done.slot)
 
-    def _finish(self, done: Completion) -> None:
+    def _finish(self, done: Completion, logits: Union[np.ndarray, Exception, None]) -> None:
         frames: List[Frame] = done.tag
         if done.lost:
             self._slots.drop_taken(frames, WORKER_RESTART)
             return
         if done.error is not None:
             raise done.error
-        assert done.outputs is not None
+        if isinstance(logits, Exception):
+            raise logits
+        assert logits is not None
         t1 = self._clock.monotonic()
-        results = self._post.results(frames, done.outputs[self._post.output_name], t1)
+        results = self._post.results(frames, logits, t1)
         for f in frames:
             self._last_frames[f.source] = f
         for sink in self._sinks:

@@ -69,10 +69,13 @@ class Runner(abc.ABC):
         """Release the model. Default: nothing to release."""
 
 
-# name → "module:Class"; imported only when chosen.
+# name → "module:Class"; imported only when chosen. `gpu-like` (runners/gpu_like.py) sleeps like a GPU and
+# computes nothing: for the pipeline benchmarks, which start the worker with it; daemon.yaml's runner.name
+# does not offer it.
 RUNNERS: Mapping[str, str] = {
     "onnxruntime": "jetvit_daemon.runners.ort_runner:OrtRunner",
     "tensorrt": "jetvit_daemon.runners.trt_runner:TensorRTRunner",
+    "gpu-like": "jetvit_daemon.runners.gpu_like:GpuLikeRunner",
 }
 
 
@@ -102,7 +105,7 @@ def create_runner(name: str, model_path: Path, options: Optional[Mapping[str, An
         hint = {
             "onnxruntime": "pip install onnxruntime (or the 'cpu' extra: pip install 'jetvit-daemon[cpu]')",
             "tensorrt": "TensorRT comes with JetPack: use a venv created with --system-site-packages",
-        }[chosen]
+        }.get(chosen, "reinstall jetvit-daemon")
         raise EngineError(f"runner {chosen!r} is not available here ({exc}): {hint}") from None
     cls = getattr(module, class_name)
     runner: Runner = cls(model_path, **dict(options or {}))

@@ -175,3 +175,93 @@ def test_a_fell_short_mark_expires(name, marked_s, rule):
     d = decide(POLICY, obs(NOW, IDLE), memory, FREQS)
     assert d.rule == rule, (name, d.reason)
     assert d.index == (2 if rule == "headroom" else 3)
+
+
+# -- 3. capacity floors, and the jump on a sharp rise -------------------------------------------------------
+
+def floors_mem(index: int, floors: Sequence[Optional[float]], **kw) -> Memory:
+    floors = [*floors, *[None] * (4 - len(floors))]
+    return Memory(index=index, entered_s=0.0, learned=tuple(Learned(floor_fps=f) for f in floors), **kw)
+
+
+@pytest.mark.parametrize(
+    "name, pipeline, in_state_s, floor, capacity",
+    [
+        ("unsaturated: processed over busy is a floor, not a capacity", view(30, busy=0.3), 10.0, 100.0, None),
+        ("saturated: both", view(50, processed=45, busy=0.9, queue=8), 10.0, 50.0, 50.0),
+        ("busy under FLOOR_MIN_BUSY: nothing", view(1, busy=0.04), 60.0, None, None),
+        ("the window is not the state's yet", view(30, busy=0.3), 9.9, None, None),
+        ("nothing processed", view(30, processed=0.0, busy=0.3), 60.0, None, None),
+    ],
+)
+def test_a_capacity_floor_is_learned_at_any_load(name, pipeline, in_state_s, floor, capacity):
+    d = decide(POLICY, obs(NOW, pipeline), mem(1, entered=NOW - in_state_s), FREQS)
+    lr = d.memory.learned[1]
+    assert (lr.floor_fps, lr.capacity_fps) == (
+        None if floor is None else pytest.approx(floor), None if capacity is None else pytest.approx(capacity)), name
+
+
+def test_regression_a_sharp_rise_climbed_one_rung_per_up_after_s():
+    # Issue 14, mechanism 3. s0 (408 MHz) has run a light load for minutes: 10 frames/s at 25 % busy, a floor
+    # of 40 frames/s, never saturated, so no capacity. Demand jumps to 60 frames/s and a backlog grows. By clock
+    # s1 does at least 60, s2 90: the need is 60 × 1.25 = 75, so the governor steps straight to s2. Before the
+    # fix it stepped to s1 (nothing measured: "the next rung"), then waited up_after_s again in s1 while the
+    # queue overflowed.
+    light = view(10, latency_ms=100, busy=0.25)
+    rise = view(20, latency_ms=400, queue=30, processed=20, busy=0.5, recent_in=60, recent_out=20)
+    d, path = run(mem(0, entered=0.0), [(NOW, light), (NOW + 1, light), (NOW + 2, rise), (NOW + 3, rise),
+                                        (NOW + 4, rise)])
+    assert path == [0, 0, 0, 0, 2], path
+    assert d.memory.learned[0].floor_fps == pytest.approx(40.0)
+    assert (d.rule, d.reason) == ("slo", "step up s0 → s2: latency p95 400 ms > target 200 ms")
+
+
+@pytest.mark.parametrize(
+    "name, floors, caps, target",
+    [
+        ("the current state's floor scaled by clock", [40.0], [], 2),  # s1 ≥ 60, s2 ≥ 90 for 75 needed
+        ("a low floor: as high as it goes", [20.0], [], 3),  # s2 ≥ 45, s3 ≥ 50
+        ("a higher floor elsewhere counts", [20.0, None, None, 90.0], [], 2),  # s2 ≥ 90 × 918/1020 = 81
+        ("a measured capacity wins over floors", [40.0], [None, 80.0], 1),
+        ("a floor above the clock estimate of a measured state", [None, 70.0], [30.0], 2),  # s2 ≥ 105
+        ("nothing known: one rung", [], [], 1),
+    ],
+)
+def test_step_up_target_with_floors(name, floors, caps, target):
+    memory = floors_mem(0, floors, up_since_s=NOW - 5)
+    caps = [*caps, *[None] * (4 - len(caps))]
+    memory = Memory(index=0, entered_s=0.0, up_since_s=NOW - 5,
+                    learned=tuple(Learned(floor_fps=lr.floor_fps, capacity_fps=c)
+                                  for lr, c in zip(memory.learned, caps)))
+    d = decide(POLICY, obs(NOW, view(60, latency_ms=300, busy=None)), memory, FREQS)
+    assert (d.rule, d.index) == ("slo", target), (name, d.reason)
+
+
+# -- 6. exploratory step-downs: not into a state the floor says cannot cope ---------------------------------
+
+def test_regression_step_downs_probed_states_estimated_too_slow():
+    # Issue 14, mechanism 6. s2 serves 40 frames/s at 60 % busy: at least 66.7 frames/s per busy second, so s1
+    # (612 of 918 MHz) would need to be about 90 % busy with batches as full: it cannot cover 40 × 1.25 = 50.
+    # Before the fix, with no state measured saturated, headroom probed it after down_after_s all the same.
+    serving = view(40, latency_ms=50, busy=0.6)
+    d, path = run(mem(2, entered=0.0), [(NOW + k, serving) for k in range(60)])
+    assert path == [2] * 60, path
+    assert d.reason == "s1 estimated 44 frames/s < 50 needed (demand 40 × 1.25)"
+
+
+@pytest.mark.parametrize(
+    "name, index, floors, rule, reason",
+    [
+        ("the clock-scaled floor covers the need: probed", 2, [None, None, 100.0], "headroom",
+         "step down s2 → s1: latency p95 50 ms ≤ 50% of the 200 ms target, no backlog; trying the lower state"),
+        ("the clock-scaled floor says it cannot cope: held", 2, [None, None, 66.7], "hold",
+         "s1 estimated 44 frames/s < 50 needed (demand 40 × 1.25)"),  # 66.7 × 612/918
+        ("its own floor is high enough", 2, [None, 50.0, 66.7], "headroom", None),
+    ],
+)
+def test_a_step_down_is_vetoed_by_the_clock_scaled_floor(name, index, floors, rule, reason):
+    memory = floors_mem(index, floors, down_since_s=0.0)
+    d = decide(POLICY, obs(NOW, view(40, latency_ms=50, busy=0.6)), memory, FREQS)
+    assert d.rule == rule, (name, d.reason)
+    if reason is not None:
+        assert d.reason == reason, name

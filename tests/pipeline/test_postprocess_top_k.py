@@ -3,7 +3,7 @@
 import numpy as np
 
 from jetvit_daemon.pipeline.frames import Frame
-from jetvit_daemon.pipeline.postprocess import Top1Classifier
+from jetvit_daemon.pipeline.postprocess import Top1Classifier, top_k_indices
 
 
 def frames(n):
@@ -22,3 +22,19 @@ def test_top_k_is_sorted_best_first_and_agrees_with_top_1():
 def test_top_k_is_capped_at_the_number_of_classes():
     out = Top1Classifier("logits", top_k=5).results(frames(1), np.array([[0.0, 1.0]], np.float32), 2.0)
     assert [label for label, _ in out[0].top_k] == ["1", "0"]
+
+
+def test_top_k_indices_equal_a_stable_sort_ties_included():
+    """The partition-based top-k gives exactly the first k columns of a stable argsort (ties to the lower
+    index), on random rows and on rows full of ties, including ties at the k-th place."""
+    rng = np.random.default_rng(1)
+    for trial in range(400):
+        n, classes = int(rng.integers(1, 9)), int(rng.integers(2, 40))
+        k = min(int(rng.integers(1, 8)), classes)
+        if trial % 2:
+            probs = rng.integers(0, 4, (n, classes)).astype(np.float32)  # many ties
+        else:
+            probs = rng.random((n, classes)).astype(np.float32)
+        expected = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(top_k_indices(probs, k), expected)
+    np.testing.assert_array_equal(top_k_indices(np.zeros((2, 1000), np.float32), 5), [[0, 1, 2, 3, 4]] * 2)
