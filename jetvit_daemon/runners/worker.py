@@ -35,7 +35,6 @@ from jetvit_daemon.runners.shm_slots import SlotFile, SlotLayout, TensorLayout
 from jetvit_daemon.runners.worker_protocol import (
     ATTACH,
     ATTACHED,
-    DONE,
     FAILED,
     LOAD,
     READY,
@@ -167,11 +166,11 @@ class Worker:
             self.channel.send(FAILED, slot=slot, seq=seq, error=f"{type(exc).__name__}: {exc}")
             return
         t1 = time.monotonic()
-        fields = {}  # type: Dict[str, Any]
+        rss = None
         if t1 >= self._rss_due_s:  # reading /proc costs ~40 µs: once a second, not once a batch
-            fields["rss_bytes"] = rss_bytes()
+            rss = rss_bytes()
             self._rss_due_s = t1 + RSS_EVERY_S
-        self.channel.send(DONE, slot=slot, n=n, seq=seq, infer_s=t1 - t0, t0=t0, t1=t1, **fields)
+        self.channel.send_done(slot, n, seq, t0, t1, rss)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -44,7 +44,6 @@ from jetvit_daemon.runners.worker_protocol import (
     LOAD,
     READY,
     STOP,
-    SUBMIT,
     Channel,
     ProtocolError,
 )
@@ -251,7 +250,7 @@ class InferenceWorker(BatchExecutor):
                 return
             self._batches.append(batch)
             try:
-                proc.channel.send(SUBMIT, slot=slot, n=n, seq=batch.seq)
+                proc.channel.send_submit(slot, n, batch.seq)
             except OSError:
                 pass  # the worker is gone: the supervision thread sees it and gives the batch back as lost
 
@@ -413,7 +412,8 @@ class InferenceWorker(BatchExecutor):
                 infer_s = float(message.get("infer_s", now - batch.t_submit_s))
                 self._recent.append(infer_s)
                 self._recent_per_frame.append(infer_s / max(1, batch.n))
-                self._rss_bytes = message.get("rss_bytes", self._rss_bytes)
+                rss = message.get("rss_bytes")
+                self._rss_bytes = self._rss_bytes if rss is None else rss
                 self._backoff_s = self._backoff_first_s
                 assert self._slots is not None
                 outputs = {name: view[: batch.n] for name, view in self._slots.outputs(batch.slot).items()}

@@ -1,12 +1,15 @@
-"""The control messages between the daemon and the inference worker: small JSON objects, each sent as a 4-byte
-big-endian length and the UTF-8 text, over a pair of pipes (the batches themselves lie in the shared slots,
-runners/shm_slots.py). Runs on Python 3.6 (vermin --target=3.6-).
+"""The control messages between the daemon and the inference worker, over a pair of pipes (the batches
+themselves lie in the shared slots, runners/shm_slots.py): each is a 4-byte big-endian length and a payload,
+either a JSON object (the rare ones: load, ready, attach, failed, stop) or, for the two sent once per batch, a
+fixed binary record (`submit`, `done`: struct-packed, about 5x cheaper than JSON at each end, which matters at
+300+ batches a second on a Jetson's CPU). `recv` gives both as the same dicts. Runs on Python 3.6
+(vermin --target=3.6-).
 
 Daemon → worker                                   Worker → daemon
   load    {runner, model, manifest, options, …}     ready   {ok: true, info, outputs, warmup_s}
                                                     ready   {ok: false, kind: "engine"|"crash", error}
   attach  {path, layout}                            attached {}
-  submit  {slot, n, seq}                            done    {slot, n, seq, infer_s, rss_bytes}
+  submit  {slot, n, seq}             (binary)       done    {slot, n, seq, t0, t1, infer_s, rss_bytes} (binary)
                                                     failed  {slot, seq, error}    (the batch raised; kept running)
   stop    {}                                        (exits 0)
 
@@ -23,6 +26,11 @@ from typing import Any, Dict, Optional
 
 MAX_MESSAGE_BYTES = 1 << 20  # control messages are small; a larger length means a corrupt stream
 _HEADER = struct.Struct(">I")
+# Binary records, told from JSON (which starts with "{") by their first byte. Times are time.monotonic()
+# seconds of the worker (the same clock as the daemon's on one machine); rss_bytes < 0 means "not measured".
+_SUBMIT = struct.Struct(">IcHHQ")  # length, b"S", slot, n, seq
+_DONE = struct.Struct(">IcHHQddq")  # length, b"D", slot, n, seq, t0, t1, rss_bytes
+_SUBMIT_TAG, _DONE_TAG = b"S", b"D"
 
 LOAD, ATTACH, SUBMIT, STOP = "load", "attach", "submit", "stop"
 READY, ATTACHED, DONE, FAILED = "ready", "attached", "done", "failed"
@@ -45,7 +53,19 @@ class Channel:
         """Send one message; BrokenPipeError when the other side is gone."""
         fields["op"] = op
         data = json.dumps(fields, separators=(",", ":")).encode("utf-8")
-        view = memoryview(_HEADER.pack(len(data)) + data)
+        self._write(_HEADER.pack(len(data)) + data)
+
+    def send_submit(self, slot: int, n: int, seq: int) -> None:
+        """`submit`: run slot `slot`'s first `n` rows, batch number `seq`."""
+        self._write(_SUBMIT.pack(_SUBMIT.size - _HEADER.size, _SUBMIT_TAG, slot, n, seq))
+
+    def send_done(self, slot: int, n: int, seq: int, t0: float, t1: float, rss: Optional[int] = None) -> None:
+        """`done`: batch `seq` ran from `t0` to `t1` (time.monotonic()); `rss` the worker's resident bytes."""
+        self._write(_DONE.pack(_DONE.size - _HEADER.size, _DONE_TAG, slot, n, seq, t0, t1,
+                               -1 if rss is None else rss))
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
         while view:
             written = os.write(self.write_fd, view)
             view = view[written:]
@@ -70,15 +90,29 @@ class Channel:
             self._buffer += chunk
 
     def _parse(self) -> Optional[Dict[str, Any]]:
-        if len(self._buffer) < _HEADER.size:
+        buffer = self._buffer
+        if len(buffer) < _HEADER.size:
             return None
-        (length,) = _HEADER.unpack_from(self._buffer)
+        (length,) = _HEADER.unpack_from(buffer)
         if length > MAX_MESSAGE_BYTES:
             raise ProtocolError(f"a control message of {length} bytes (at most {MAX_MESSAGE_BYTES})")
         end = _HEADER.size + length
-        if len(self._buffer) < end:
+        if len(buffer) < end:
             return None
-        data, self._buffer = self._buffer[_HEADER.size:end], self._buffer[end:]
+        tag = buffer[_HEADER.size:_HEADER.size + 1]
+        if tag == _SUBMIT_TAG and end == _SUBMIT.size:
+            _, _, slot, n, seq = _SUBMIT.unpack_from(buffer)
+            self._buffer = buffer[end:]
+            return {"op": SUBMIT, "slot": slot, "n": n, "seq": seq}
+        if tag == _DONE_TAG and end == _DONE.size:
+            _, _, slot, n, seq, t0, t1, rss = _DONE.unpack_from(buffer)
+            self._buffer = buffer[end:]
+            return {"op": DONE, "slot": slot, "n": n, "seq": seq, "t0": t0, "t1": t1, "infer_s": t1 - t0,
+                    "rss_bytes": None if rss < 0 else rss}
+        if tag != b"{":
+            raise ProtocolError(f"a control message that is neither JSON nor a submit/done record: "
+                                f"{buffer[_HEADER.size:end][:16]!r}")
+        data, self._buffer = buffer[_HEADER.size:end], buffer[end:]
         try:
             message = json.loads(data.decode("utf-8"))
         except ValueError as exc:
