@@ -10,7 +10,11 @@ Rules, most urgent first:
                                     setpoint a margin below the first throttling trip (else hot_c); states
                                     over the allowance are above the ceiling: step down to it, at most once
                                     per TREND_S; no step up over it
-  board power over the budget     → step down to a state measured within the budget
+  budget average over, or heading → step down to a state measured within the budget: the budget is an
+  over it                           average over its window, so a state drawing more is left only when the
+                                    window's projected average would pass the budget before a step down
+                                    shows (BUDGET_REACT_S), and entered (rule_slo) when its projected
+                                    average over a minimum stay stays within it: lulls pay for bursts
   SLO at risk for `up_after_s`    → step up, within the thermal ceiling and the budget: straight to the lowest state
                                     whose capacity (measured, else the larger of the clock-scaled capacity
                                     and the clock-scaled floors) covers demand × (1 + margin), demand taking
@@ -58,6 +62,21 @@ FELL_SHORT_TTL_S = 300.0
 # A capacity floor is learned once inference was busy this share of the window: a few batches already give
 # frames per busy second (the ratio is exact per batch); below it the window may hold none of this state's.
 FLOOR_MIN_BUSY = 0.05
+# A step down shows in the budget window's average once the board's rails have settled in the lower state
+# (POWER_SETTLE_S) and the next tick has read it: the budget rule looks this far ahead.
+BUDGET_REACT_S = POWER_SETTLE_S + 1.0
+# A state drawing more than the budget is entered only when leaving it could wait this share of the window: a
+# shorter excursion costs two actuations for a few seconds of capacity.
+BUDGET_STAY_SHARE = 0.5
+# ... and not again within this long of the budget's last step down (or a window, if longer): an excursion is
+# two actuations, and bursts come every minute or two (super-budget-bursty), so following each one would
+# spend several times issue 14's 30 actuations per hour; one every 5 minutes spends at most 24.
+BUDGET_EXCURSION_GAP_S = 300.0
+# Power scaled by GPU clock from another state is off by up to 8 % on the simulated Orin Nano Super (full load
+# in MAXN_SUPER, 20.4 W, scaled to the shipped ladder's 612-918 MHz states against their own: -3 % to +8 %;
+# idle power does not scale, dynamic power scales faster than the clock): a state is skipped as over the
+# budget on such an estimate only when it is over by more than 10 %.
+ESTIMATE_SLACK = 1.1
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,9 @@ class Observation:
     telemetry_fresh: bool
     pipeline: PipelineView
     board_power_avg_w: Optional[float]  # over the policy's budget window
+    # The readings that average is of, oldest first, as (monotonic s, W): which leave the window next, for
+    # projecting it. Empty: unknown (the projection then takes the leaving ones at the average).
+    board_power_samples: Tuple[Tuple[float, float], ...] = ()
     state_applied: bool = True  # the hardware has converged to the current state (learning is valid)
     # Each sensor's first throttling trip point (°C) as the board declares it (Platform.throttle_trips_c);
     # empty: unknown, the policy's fixed hot_c / critical_c stand in.
@@ -150,6 +172,9 @@ class Memory:
     inherited_backlog: bool = False
     # When the inherited backlog cleared (None: there was none, the window is the state's from `entered_s`).
     own_window_from_s: Optional[float] = None
+    # When the budget rule last stepped down: for a window after it no state over the budget is entered again
+    # (the projected average that allowed the excursion has been spent).
+    budget_down_s: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -301,14 +326,46 @@ def _within_budget(policy: Policy, learned: Learned, share: float = 1.0) -> bool
     return budget is None or learned.power_w is None or learned.power_w <= share * budget
 
 
-def _step_up_target(policy: Policy, memory: Memory, demand_fps: float,
+def projected_average_w(policy: Policy, obs: Observation, power_w: float, horizon_s: float) -> Optional[float]:
+    """The budget window's average `horizon_s` from now if the board draws `power_w` meanwhile: the readings
+    still in the window then, plus readings of `power_w` at the readings' spacing. Without the readings, those
+    the window sheds meanwhile are taken at its average. None when no average is known."""
+    average, samples = obs.board_power_avg_w, obs.board_power_samples
+    if average is None:
+        return None
+    window_s = policy.power_budget.window_s
+    spacing_s = (samples[-1][0] - samples[0][0]) / (len(samples) - 1) if len(samples) >= 2 else 0.0
+    if spacing_s <= 0.0:
+        return average + (power_w - average) * min(1.0, horizon_s / window_s)
+    kept = [w for t, w in samples if t >= obs.now_s + horizon_s - window_s]
+    coming = min(horizon_s, window_s) / spacing_s
+    return (sum(kept) + coming * power_w) / (len(kept) + coming)
+
+
+def _affordable(policy: Policy, obs: Observation, memory: Memory, j: int, share: float = 0.98) -> bool:
+    """State j may be entered under the budget: its learned power is within `share` of it (or unknown), or
+    the window's projected average over a stay of BUDGET_STAY_SHARE of the window is, and the budget rule
+    has not stepped down within BUDGET_EXCURSION_GAP_S (or the last window)."""
+    budget = policy.power_budget.watts
+    power = memory.learned[j].power_w
+    if budget is None or power is None or power <= share * budget:
+        return True
+    window_s = policy.power_budget.window_s
+    gap_s = max(window_s, BUDGET_EXCURSION_GAP_S)
+    if memory.budget_down_s is not None and obs.now_s - memory.budget_down_s < gap_s:
+        return False
+    ahead = projected_average_w(policy, obs, power, max(BUDGET_STAY_SHARE * window_s, BUDGET_REACT_S))
+    return ahead is not None and ahead <= share * budget
+
+
+def _step_up_target(policy: Policy, obs: Observation, memory: Memory,
                     state_freqs_hz: Optional[Sequence[float]]) -> int:
     """The lowest state above the current one whose (measured or clock-scaled) capacity covers demand ×
-    (1 + margin); with nothing known, the next rung; never a state measured over the power budget."""
-    need = demand_fps * (1.0 + policy.capacity.margin)
+    (1 + margin); with nothing known, the next rung; never a state the budget cannot afford (`_affordable`)."""
+    need = obs.pipeline.demand_fps * (1.0 + policy.capacity.margin)
     target = memory.index
     for j in range(memory.index + 1, len(policy.ladder)):
-        if not _within_budget(policy, memory.learned[j], 0.98):
+        if not _affordable(policy, obs, memory, j):
             break
         target = j
         # A state that fell short is not skipped here: skipping it measured worse in simulation (bursty: 22-24%
@@ -510,27 +567,53 @@ def _power_ceiling(t: Tick, memory: Memory, allowance_w: float) -> int:
 
 
 def rule_budget(t: Tick, memory: Memory) -> _Outcome:
-    """The budget window's average over `watts`: step down to a state measured within the budget, judging the
-    state entered by its own power once settled (the average lags)."""
+    """The budget window's average over `watts`, or heading over it within BUDGET_REACT_S in a state drawing
+    more than the budget: step down to a state measured within the budget, judging the state entered by its
+    own power once settled (the average lags). A state within the budget is never left for it: the average
+    is falling."""
     policy, obs = t.policy, t.obs
-    budget, power = policy.power_budget.watts, obs.board_power_avg_w
-    if budget is None or power is None or power <= budget:
+    budget, average = policy.power_budget.watts, obs.board_power_avg_w
+    if budget is None or average is None:
         return memory
-    memory = replace(memory, up_since_s=None)
     # The average lags, and a state's own power shows only after POWER_SETTLE_S in it: judge the state
-    # entered by its own power (learned, else the reading now) once settled, or a lagging average cascades
-    # down to the lowest state.
+    # entered by its own power once settled (the reading now: what it draws at this load; learned, it may
+    # be of a lighter one), before that by what was learned of it, or a lagging average cascades down to the
+    # lowest state.
     learned = memory.learned
     settled = t.in_state_s >= max(policy.dwell.up_after_s, POWER_SETTLE_S)
     now_w = obs.telemetry.board_power_w if obs.telemetry is not None else None
-    state_power = learned[t.index].power_w if learned[t.index].power_w is not None else now_w
+    state_power = learned[t.index].power_w
+    if state_power is None or (settled and now_w is not None):
+        state_power = now_w
+    ahead = None if state_power is None else projected_average_w(policy, obs, state_power, BUDGET_REACT_S)
+    if average <= budget and (ahead is None or ahead <= budget):
+        return memory
+    memory = replace(memory, up_since_s=None)
+    if average > budget:
+        why = f"board power {average:.1f} W (average) > budget {budget:.1f} W"
+    else:
+        why = (f"board power {average:.1f} W (average) heading over the {budget:.1f} W budget: "
+               f"{ahead:.1f} W in {BUDGET_REACT_S:.0f} s at {state_power:.1f} W")
     if t.index > 0 and settled and (state_power is None or state_power > budget):
         target = t.index - 1
-        while target > 0 and not _within_budget(policy, learned[target]):
+        while target > 0 and not _estimated_within(t, memory, target, budget):
             target -= 1
-        return _move(policy, memory, target, "budget",
-                     f"board power {power:.1f} W (average) > budget {budget:.1f} W", obs.now_s)
-    return _hold(memory, f"board power {power:.1f} W over the {budget:.1f} W budget, settling")
+        moved = _move(policy, memory, target, "budget", why, obs.now_s)
+        return replace(moved, memory=replace(moved.memory, budget_down_s=obs.now_s))
+    if average <= budget:
+        return _hold(memory, f"{why}, settling")
+    return _hold(memory, f"board power {average:.1f} W over the {budget:.1f} W budget, settling")
+
+
+def _estimated_within(t: Tick, memory: Memory, j: int, budget_w: float) -> bool:
+    """State j's power is within the budget: learned, or clock-scaled (`power_of`) within it by more than the
+    scaling's error (ESTIMATE_SLACK), or unknown. So a board started in its top state under a low budget skips
+    the states clearly over it rather than trying one rung per settling time, over the budget all the while."""
+    learned = memory.learned[j].power_w
+    if learned is not None:
+        return learned <= budget_w
+    power = power_of(memory, j, t.freqs)
+    return power is None or power <= ESTIMATE_SLACK * budget_w
 
 
 def rule_slo(t: Tick, memory: Memory) -> _Outcome:
@@ -553,7 +636,7 @@ def rule_slo(t: Tick, memory: Memory) -> _Outcome:
     if budget is not None and power is not None and power > 0.9 * budget and learned[index + 1].power_w is None:
         return _hold(memory, f"{risk}; power {power:.1f} W near the {budget:.1f} W budget and "
                              f"{policy.ladder[index + 1].name} not measured yet")
-    target = _step_up_target(policy, memory, p.demand_fps, t.freqs)
+    target = _step_up_target(policy, obs, memory, t.freqs)
     if ceiling is not None:
         target = min(target, ceiling)
     if target == index:

@@ -220,6 +220,7 @@ class Governor:
             telemetry_fresh=fresh,
             pipeline=self._pipeline_view(),
             board_power_avg_w=avg,
+            board_power_samples=tuple(self._power),
             state_applied=applied,
             throttle_trips_c=self._throttle_trips_c(),
         )

@@ -24,6 +24,7 @@ from jetvit_daemon.governor.decide import (
     decide,
     initial_memory,
     learn,
+    projected_average_w,
 )
 from jetvit_daemon.governor.policy import DEFAULT_POLICY_FILE, Policy, load_policy, parse_policy
 from jetvit_daemon.hardware.base import TelemetrySample
@@ -209,9 +210,6 @@ def test_capacity_of(name, caps, freqs, j, expected):
         ("estimates need the clocks: one rung", 0, [40.0, None, None, None], [], None, 1),
         ("nothing known: one rung", 0, [None, None, None, None], [], FREQS, 1),
         ("an unknown state ends the jump", 0, [None, 50.0, None, 200.0], [], None, 2),
-        ("never into a state measured over the budget", 0, [None, 50.0, None, 200.0], [None, None, 12.5], None, 1),
-        ("over 98 % of the budget counts as over", 0, [None, 50.0, 80.0], [None, None, 11.8], None, 1),
-        ("under 98 % of the budget is fine", 0, [None, 50.0, 80.0], [None, None, 11.7], None, 2),
         ("from the middle", 1, [None, 30.0, 60.0, 90.0], [], None, 3),
     ],
 )
@@ -222,8 +220,31 @@ def test_step_up_goes_straight_to_the_state_that_covers_demand(name, index, caps
     assert d.reason == f"step up s{index} → s{target}: latency p95 300 ms > target 200 ms"
 
 
+# The budget is 12 W over a 30 s window; a state over 98 % of it (11.76 W) is entered only when the window's
+# average, projected over a stay of half the window (15 s) in it, stays within 11.76 W.
+@pytest.mark.parametrize(
+    "name, power_avg, s2_power, budget_down_s, target",
+    [
+        ("within 98 % of the budget: entered whatever the average", 11.5, 11.7, None, 2),
+        ("over it, the average high: not entered", 11.5, 12.5, None, 1),
+        ("over 98 % counts as over", 11.75, 11.8, None, 1),
+        ("over it, a lull's low average pays for it", 8.0, 12.5, None, 2),  # 8 + 4.5 / 2 = 10.25 W
+        ("projected exactly at 98 % is affordable", 8.0, 15.52, None, 2),  # 8 + 7.52 / 2 = 11.76 W
+        ("projected just over 98 % is not", 8.0, 15.6, None, 1),
+        ("not again within BUDGET_EXCURSION_GAP_S of a budget step down", 8.0, 12.5, NOW - 299.0, 1),
+        ("that long after it, again", 8.0, 12.5, NOW - 300.0, 2),
+    ],
+)
+def test_step_up_into_a_state_over_the_budget_only_when_the_projected_average_allows(
+        name, power_avg, s2_power, budget_down_s, target):
+    memory = mem(0, caps=[None, 50.0, 80.0], powers=[None, 9.0, s2_power], up_since_s=90.0,
+                 budget_down_s=budget_down_s)
+    d = decide(POLICY, obs(NOW, LATE, power_avg=power_avg), memory, None)
+    assert (d.index, d.rule) == (target, "slo"), (name, d.reason)
+
+
 def test_step_up_holds_when_the_next_state_is_measured_over_the_budget():
-    d = decide(POLICY, obs(NOW, LATE), mem(1, powers=[None, 9.0, 12.5], up_since_s=90.0), FREQS)
+    d = decide(POLICY, obs(NOW, LATE, power_avg=11.5), mem(1, powers=[None, 9.0, 12.5], up_since_s=90.0), FREQS)
     assert (d.index, d.rule) == (1, "hold")
     assert d.reason == "latency p95 300 ms > target 200 ms; the next state is measured over the 12.0 W budget"
 
@@ -379,6 +400,82 @@ def test_without_a_latency_target_headroom_is_no_backlog_and_no_drops():
 def test_over_budget_rules(name, memory, power_avg, power_now, index, rule):
     d = decide(POLICY, obs(NOW, CALM, power_avg=power_avg, power_now=power_now), memory, FREQS)
     assert (d.index, d.rule) == (index, rule), (name, d.reason)
+
+
+# BUDGET_REACT_S (4 s) of a 30 s window: the projection moves 4/30 of the way from the average to the power.
+@pytest.mark.parametrize(
+    "name, power_avg, s3_power, index, rule",
+    [
+        ("heading over: 11.5 + (16 - 11.5) × 4/30 = 12.1 W", 11.5, 16.0, 2, "budget"),
+        ("not heading over yet: 11.0 + 5 × 4/30 = 11.67 W", 11.0, 16.0, 3, "hold"),
+        ("a state within the budget is never left for it", 11.9, 12.0, 3, "hold"),
+    ],
+)
+def test_the_budget_rule_steps_down_before_the_projected_average_passes_the_budget(
+        name, power_avg, s3_power, index, rule):
+    memory = mem(3, powers=[None, None, 9.0, s3_power])
+    d = decide(POLICY, obs(NOW, CALM, power_avg=power_avg), memory, FREQS)
+    assert (d.index, d.rule) == (index, rule), (name, d.reason)
+    assert d.rule != "hold" or "budget" not in d.reason, d.reason
+
+
+def test_heading_over_the_budget_says_so_and_blocks_a_return_for_a_while():
+    d = decide(POLICY, obs(NOW, CALM, power_avg=11.5), mem(3, powers=[None, None, 9.0, 16.0]), FREQS)
+    assert d.reason == ("step down s3 → s2: board power 11.5 W (average) heading over the 12.0 W budget: 12.1 W "
+                        "in 4 s at 16.0 W")
+    assert d.memory.budget_down_s == NOW
+    # Still late, and a 6 W average would afford s3 (6 + (16 - 6) / 2 = 11 W ≤ 11.76), but not within
+    # BUDGET_EXCURSION_GAP_S of the budget's step down.
+    later = replace(d.memory, up_since_s=NOW + 10.0)
+    d = decide(POLICY, obs(NOW + 290.0, LATE, power_avg=6.0), later, FREQS)
+    assert (d.index, d.rule) == (2, "hold"), d.reason
+    d = decide(POLICY, obs(NOW + 300.0, LATE, power_avg=6.0), replace(later, up_since_s=NOW + 295.0), FREQS)
+    assert (d.index, d.rule) == (3, "slo"), d.reason
+
+
+def _readings(*runs: Tuple[int, float]) -> Tuple[Tuple[float, float], ...]:
+    """One reading a second up to NOW: (count, watts) runs, oldest first."""
+    watts = [w for count, w in runs for _ in range(count)]
+    return tuple((NOW - len(watts) + 1 + k, w) for k, w in enumerate(watts))
+
+
+def test_the_projection_sheds_the_oldest_readings_first():
+    # 10 s of a 6 W lull, then 20 s at 12 W: 10 W on average. 4 s at 16 W from now: the readings at NOW - 26 s
+    # and older have left (3 of the lull's), 4 of 16 W have come: (7 × 6 + 20 × 12 + 4 × 16) / 31 W.
+    o = replace(obs(NOW, CALM, power_avg=10.0), board_power_samples=_readings((10, 6.0), (20, 12.0)))
+    assert projected_average_w(POLICY, o, 16.0, 4.0) == pytest.approx((7 * 6 + 20 * 12 + 4 * 16) / 31)
+    # A horizon of a whole window or more: only readings of the new power remain.
+    assert projected_average_w(POLICY, o, 16.0, 45.0) == pytest.approx(16.0)
+    # Without the readings, the window sheds its average: 10 + (16 - 10) × 4 / 30.
+    assert projected_average_w(POLICY, obs(NOW, CALM, power_avg=10.0), 16.0, 4.0) == pytest.approx(10.8)
+    assert projected_average_w(POLICY, obs(NOW, CALM, power_avg=None), 16.0, 4.0) is None
+
+
+def test_a_lull_leaving_the_window_is_seen_coming():
+    # The window's oldest readings are a 2 W lull; the state draws 12.6 W, the average is 11.19 W. Taking the
+    # shed readings at the average, 4 s ahead is 11.38 W; in fact the lull leaves: (2 + 26 × 12.6 + 4 × 12.6)
+    # / 31 = 12.26 W > 12 W, so step down now.
+    readings = _readings((4, 2.0), (26, 12.6))
+    average = sum(w for _, w in readings) / len(readings)
+    o = replace(obs(NOW, CALM, power_avg=average), board_power_samples=readings)
+    d = decide(POLICY, o, mem(3, powers=[None, None, 9.0, 12.6]), FREQS)
+    assert (d.index, d.rule) == (2, "budget"), d.reason
+    assert "heading over the 12.0 W budget: 12.3 W in 4 s at 12.6 W" in d.reason
+
+
+@pytest.mark.parametrize(
+    "name, powers, target",
+    [
+        # s3 at 20 W scales to s2 18 W, s1 12 W, s0 8 W (FREQS): s2 is clearly over, s1 within 10 %.
+        ("states clearly over on the clock-scaled estimate are skipped", [None, None, None, 20.0], 1),
+        ("within the estimate's 10 % error: tried", [None, None, None, 22.0], 1),  # s1 13.2 W
+        ("just beyond it: skipped", [None, None, None, 22.1], 0),
+        ("a learned power is judged exactly", [None, 12.1, None, 20.0], 0),
+    ],
+)
+def test_a_budget_step_down_skips_the_states_estimated_clearly_over_it(name, powers, target):
+    d = decide(POLICY, obs(NOW, CALM, power_avg=15.0), mem(3, powers=powers), FREQS)
+    assert (d.index, d.rule) == (target, "budget"), (name, d.reason)
 
 
 def test_over_budget_judges_an_unlearned_state_by_its_reading_now():
