@@ -13,6 +13,7 @@ from jetvit_daemon.sim.oracle import (
     CapChoice,
     SearchSpace,
     boot_group,
+    holds_budget,
     meets_slo,
     non_throttling_key,
     oracle_key,
@@ -90,6 +91,21 @@ def test_when_nothing_meets_the_slo_the_most_frames_win():
     assert not found.meets_slo
     assert found.best == FixedConfig("MAXN_SUPER", None, 8, 40.0)
     assert found.best_summary["frames_processed"] == max(s["frames_processed"] for s in found.evaluated.values())
+
+
+def test_under_a_budget_only_configurations_that_hold_it_can_win():
+    # Four cameras under a 12 W budget: MAXN_SUPER keeps up but draws ~20 W, 306 MHz holds the budget and
+    # falls behind. Without the budget MAXN_SUPER would win (test_meeting_the_slo_comes_before_energy).
+    found = search(BOARD, cameras(4, power_budget_w=12), duration_s=180, jobs=1, space=two_state_space())
+    top = found.evaluated[FixedConfig("MAXN_SUPER", None, 8, 40.0)]
+    low = found.evaluated[FixedConfig("15W", 306_000_000, 8, 40.0)]
+    assert meets_slo(top) and not holds_budget(top) and top["budget_exceeded_s"] > 0.01 * 180
+    assert holds_budget(low) and not meets_slo(low)
+    assert found.best == FixedConfig("15W", 306_000_000, 8, 40.0) and not found.meets_slo
+    assert found.best_non_throttling == FixedConfig("15W", 306_000_000, 8, 40.0)
+    assert not found.slo_met_without_throttling
+    # Without a budget nothing is held to one.
+    assert holds_budget({"budget_exceeded_s": None, "duration_s": 180})
 
 
 def test_the_best_non_throttling_configuration_excludes_any_that_throttled():
