@@ -23,8 +23,11 @@ Rules, most urgent first:
                                     rate a window after the move (or after the backlog it inherited cleared),
                                     the recent rates (a backlog growing now) once they are its own
   headroom for `down_after_s`     → step down, only if the lower state's capacity (measured, else estimated
-                                    as above) still covers demand × (1 + margin) (after `min_state_s` in the
-                                    state): no probe of a state the clock-scaled floor says cannot cope
+                                    as above) still covers demand × (1 + margin), demand taking the peak of
+                                    the last PEAK_HOLD_S (after `min_state_s` in the state): no probe of a
+                                    state the clock-scaled floor says cannot cope; measured states several
+                                    at once after `down_measured_after_s`, estimated ones after
+                                    `down_after_s`
 
 What the governor learns per state (carried in `Memory.learned`): its capacity in frames/s (processed rate over
 the share of time inference was busy, measured only while saturated, once the state has held for a stats
@@ -72,6 +75,10 @@ BUDGET_STAY_SHARE = 0.5
 # two actuations, and bursts come every minute or two (super-budget-bursty), so following each one would
 # spend several times issue 14's 30 actuations per hour; one every 5 minutes spends at most 24.
 BUDGET_EXCURSION_GAP_S = 300.0
+# Headroom steps down only into a state that covers the highest demand of the last PEAK_HOLD_S, not only the
+# demand now: cameras that come and go (`bursty`: each on ~60 s, off ~90 s) would otherwise be followed down
+# at every lull and up again at the next burst, two moves a burst.
+PEAK_HOLD_S = 120.0
 # Power scaled by GPU clock from another state is off by up to 8 % on the simulated Orin Nano Super (full load
 # in MAXN_SUPER, 20.4 W, scaled to the shipped ladder's 612-918 MHz states against their own: -3 % to +8 %;
 # idle power does not scale, dynamic power scales faster than the clock): a state is skipped as over the
@@ -172,6 +179,9 @@ class Memory:
     inherited_backlog: bool = False
     # When the inherited backlog cleared (None: there was none, the window is the state's from `entered_s`).
     own_window_from_s: Optional[float] = None
+    # The highest demand (frames/s) since `peak_at_s`, held for PEAK_HOLD_S.
+    peak_demand_fps: float = 0.0
+    peak_at_s: Optional[float] = None
     # When the budget rule last stepped down: for a window after it no state over the budget is entered again
     # (the projected average that allowed the excursion has been spent).
     budget_down_s: Optional[float] = None
@@ -241,6 +251,15 @@ def note_backlog_cleared(obs: Observation, memory: Memory) -> Memory:
     """The backlog the state was entered with has cleared: its window becomes its own a window from now."""
     if memory.inherited_backlog and not obs.pipeline.backlog:
         return replace(memory, inherited_backlog=False, own_window_from_s=obs.now_s)
+    return memory
+
+
+def note_peak(obs: Observation, memory: Memory) -> Memory:
+    """Hold the highest demand for PEAK_HOLD_S; then start over from the demand now."""
+    demand = obs.pipeline.demand_fps
+    expired = memory.peak_at_s is None or obs.now_s - memory.peak_at_s >= PEAK_HOLD_S
+    if expired or demand >= memory.peak_demand_fps:
+        return replace(memory, peak_demand_fps=demand, peak_at_s=obs.now_s)
     return memory
 
 
@@ -423,7 +442,7 @@ def decide(policy: Policy, obs: Observation, memory: Memory,
     index = min(memory.index, len(policy.ladder) - 1)  # a reloaded policy may have fewer states
     if index != memory.index:
         memory = replace(memory, index=index)
-    memory = note_backlog_cleared(obs, learn(policy, obs, memory))
+    memory = note_peak(obs, note_backlog_cleared(obs, learn(policy, obs, memory)))
     tick = make_tick(policy, obs, memory, state_freqs_hz)
     for rule in RULE_ORDER:
         outcome = rule(tick, memory)
@@ -665,8 +684,9 @@ def rule_headroom(t: Tick, memory: Memory) -> _Outcome:
     room = has_headroom(policy, p)
     if room is None or index == 0:
         return memory
-    need = p.demand_fps * (1.0 + policy.capacity.margin)
-    veto = _step_down_veto(t, memory, need)
+    demand = max(p.demand_fps, memory.peak_demand_fps)
+    need = demand * (1.0 + policy.capacity.margin)
+    veto = _step_down_veto(t, memory, need, demand)
     if veto is not None:
         return _hold(replace(memory, up_since_s=None, down_since_s=None), veto)
     now = t.obs.now_s
@@ -675,7 +695,7 @@ def rule_headroom(t: Tick, memory: Memory) -> _Outcome:
     if t.in_state_s < policy.dwell.min_state_s:
         return _hold(memory, room)
     waited_s = now - since
-    if p.demand_fps == 0 and p.queue_depth == 0:
+    if demand == 0 and p.queue_depth == 0:
         # Nothing to serve: any state covers it, measured or not.
         if waited_s >= policy.dwell.down_measured_after_s:
             return _move(policy, memory, 0, "headroom", f"{room}: the lowest state serves nothing as well", now)
@@ -691,26 +711,51 @@ def rule_headroom(t: Tick, memory: Memory) -> _Outcome:
         return _move(policy, memory, target, "headroom",
                      f"{room}; {policy.ladder[target].name} measured {cap:.0f} frames/s ≥ {need:.0f} needed", now)
     if waited_s >= policy.dwell.down_after_s:
-        return _move(policy, memory, index - 1, "headroom", f"{room}; trying the lower state", now)
+        target = _estimated_step_down_target(t, memory, need)
+        if target == index - 1:
+            return _move(policy, memory, target, "headroom", f"{room}; trying the lower state", now)
+        cap = capacity_of(memory, target, t.freqs)
+        assert cap is not None
+        return _move(policy, memory, target, "headroom",
+                     f"{room}; {policy.ladder[target].name} estimated {cap:.0f} frames/s ≥ {need:.0f} needed", now)
     return _hold(memory, room)
 
 
-def _step_down_veto(t: Tick, memory: Memory, need: float) -> Optional[str]:
-    """Why the next lower state must not be entered at this demand, or None."""
+def _step_down_veto(t: Tick, memory: Memory, need: float, demand: float) -> Optional[str]:
+    """Why the next lower state must not be entered at this demand (the demand now, or the held peak when
+    higher), or None."""
     policy, p, lower = t.policy, t.obs.pipeline, t.index - 1
     learned = memory.learned[lower]
     margin = 1 + policy.capacity.margin
+    what = (f"demand {demand:.0f}" if demand <= p.demand_fps
+            else f"peak demand {demand:.0f} in the last {PEAK_HOLD_S:.0f} s")
     estimate = capacity_of(memory, lower, t.freqs)
     if estimate is not None and estimate < need:
         how = "measured" if learned.capacity_fps is not None else "estimated"
         return (f"{policy.ladder[lower].name} {how} {estimate:.0f} frames/s < {need:.0f} needed "
-                f"(demand {p.demand_fps:.0f} × {margin:.2f})")
+                f"({what} × {margin:.2f})")
     failed_at = learned.insufficient_fps
     expired = learned.insufficient_s is not None and t.obs.now_s - learned.insufficient_s >= FELL_SHORT_TTL_S
     if learned.capacity_fps is None and failed_at is not None and not expired and need > failed_at:
-        return (f"{policy.ladder[lower].name} fell short at {failed_at:.0f} frames/s; demand {p.demand_fps:.0f} × "
+        return (f"{policy.ladder[lower].name} fell short at {failed_at:.0f} frames/s; {what} × "
                 f"{margin:.2f} is not clearly lower")
     return None
+
+
+def _estimated_step_down_target(t: Tick, memory: Memory, need: float) -> int:
+    """The lowest state reached from the current one − 1 through consecutive lower states whose estimated
+    capacity (`capacity_of`) covers `need` and that have no fresh "fell short" mark at it: one move where
+    probing rung by rung would be one actuation per rung and `down_after_s` each."""
+    target = t.index - 1
+    while target > 0:
+        below = target - 1
+        cap = capacity_of(memory, below, t.freqs)
+        marked, marked_s = memory.learned[below].insufficient_fps, memory.learned[below].insufficient_s
+        fresh = marked_s is None or t.obs.now_s - marked_s < FELL_SHORT_TTL_S
+        if cap is None or cap < need or (marked is not None and fresh and need > marked):
+            break
+        target = below
+    return target
 
 
 def _measured_step_down_target(memory: Memory, index: int, need: float) -> int:
