@@ -14,6 +14,14 @@ def top_k_indices(probs: np.ndarray, k: int) -> np.ndarray:
     n, classes = probs.shape
     if k >= classes:
         return np.argsort(-probs, axis=1, kind="stable")
+    if n == 1:
+        # A batch of one (every frame at batch 1): half the numpy calls, each of which costs several times
+        # its warm cost when the results thread has just woken (docs/PERFORMANCE.md, issue 12's host cost).
+        row = probs[0]
+        part = np.argpartition(-row, k - 1)[:k]
+        values = row[part]
+        if np.count_nonzero(row >= values.min()) == k:  # no tie at the k-th value
+            return np.array([[i for _, i in sorted(zip((-values).tolist(), part.tolist()))]])
     rows = np.arange(n)[:, None]
     part = np.argpartition(-probs, k - 1, axis=1)[:, :k]
     kth = probs[rows, part].min(axis=1, keepdims=True)
