@@ -7,7 +7,8 @@ from jetvit_daemon.cli import main
 
 def test_policy_check_accepts_the_shipped_policy_on_its_board(capsys):
     assert main(["policy", "check", "config/policy.yaml", "--board", "orin-nano-super"]) == 0
-    assert "config/policy.yaml: valid (7 states: floor < eco < low < mid < upper < high < max)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "config/policy.yaml: valid (7 states: floor < eco < low < mid < upper < high < max)" in out
 
 
 def test_policy_check_lists_every_problem_with_file_line_and_field(tmp_path, capsys):
