@@ -182,8 +182,8 @@ class Memory:
     # The highest demand (frames/s) since `peak_at_s`, held for PEAK_HOLD_S.
     peak_demand_fps: float = 0.0
     peak_at_s: Optional[float] = None
-    # When the budget rule last stepped down: for a window after it no state over the budget is entered again
-    # (the projected average that allowed the excursion has been spent).
+    # When the budget rule last stepped down: for BUDGET_EXCURSION_GAP_S after it no state over the budget is
+    # entered again (the projected average that allowed the excursion has been spent).
     budget_down_s: Optional[float] = None
 
 
@@ -338,11 +338,6 @@ def floor_of(memory: Memory, j: int, state_freqs_hz: Optional[Sequence[float]]) 
         floors = [(i, f) for i, f in floors if i == j]
         return floors[0][1] if floors else None
     return max((f * state_freqs_hz[j] / state_freqs_hz[i] for i, f in floors), default=None)
-
-
-def _within_budget(policy: Policy, learned: Learned, share: float = 1.0) -> bool:
-    budget = policy.power_budget.watts
-    return budget is None or learned.power_w is None or learned.power_w <= share * budget
 
 
 def projected_average_w(policy: Policy, obs: Observation, power_w: float, horizon_s: float) -> Optional[float]:
@@ -734,12 +729,20 @@ def _step_down_veto(t: Tick, memory: Memory, need: float, demand: float) -> Opti
         how = "measured" if learned.capacity_fps is not None else "estimated"
         return (f"{policy.ladder[lower].name} {how} {estimate:.0f} frames/s < {need:.0f} needed "
                 f"({what} × {margin:.2f})")
-    failed_at = learned.insufficient_fps
-    expired = learned.insufficient_s is not None and t.obs.now_s - learned.insufficient_s >= FELL_SHORT_TTL_S
-    if learned.capacity_fps is None and failed_at is not None and not expired and need > failed_at:
+    failed_at = fell_short_at(learned, t.obs.now_s)
+    if learned.capacity_fps is None and failed_at is not None and need > failed_at:
         return (f"{policy.ladder[lower].name} fell short at {failed_at:.0f} frames/s; {what} × "
                 f"{margin:.2f} is not clearly lower")
     return None
+
+
+def fell_short_at(learned: Learned, now_s: float) -> Optional[float]:
+    """The demand at which the state was seen falling behind, while the mark is trusted (FELL_SHORT_TTL_S;
+    a mark without a time never expires); None: no such mark."""
+    at_s = learned.insufficient_s
+    if at_s is not None and now_s - at_s >= FELL_SHORT_TTL_S:
+        return None
+    return learned.insufficient_fps
 
 
 def _estimated_step_down_target(t: Tick, memory: Memory, need: float) -> int:
@@ -750,9 +753,8 @@ def _estimated_step_down_target(t: Tick, memory: Memory, need: float) -> int:
     while target > 0:
         below = target - 1
         cap = capacity_of(memory, below, t.freqs)
-        marked, marked_s = memory.learned[below].insufficient_fps, memory.learned[below].insufficient_s
-        fresh = marked_s is None or t.obs.now_s - marked_s < FELL_SHORT_TTL_S
-        if cap is None or cap < need or (marked is not None and fresh and need > marked):
+        marked = fell_short_at(memory.learned[below], t.obs.now_s)
+        if cap is None or cap < need or (marked is not None and need > marked):
             break
         target = below
     return target
