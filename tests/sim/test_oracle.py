@@ -13,6 +13,7 @@ from jetvit_daemon.sim.oracle import (
     CapChoice,
     SearchSpace,
     boot_group,
+    format_oracle,
     holds_budget,
     meets_slo,
     non_throttling_key,
@@ -106,6 +107,11 @@ def test_under_a_budget_only_configurations_that_hold_it_can_win():
     assert not found.slo_met_without_throttling
     # Without a budget nothing is held to one.
     assert holds_budget({"budget_exceeded_s": None, "duration_s": 180})
+    # What `simulate --policy oracle` prints says so, and why the winner misses the SLO.
+    text = format_oracle(found)
+    assert "misses the SLO" in text
+    assert f"holds the 12 W budget: average over it {low['budget_exceeded_s']:.0f} s (bar 1% of the run)" in text
+    assert "some configuration meets the SLO without throttling within the budget: no" in text
 
 
 def test_the_best_non_throttling_configuration_excludes_any_that_throttled():
